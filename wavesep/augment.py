@@ -1,0 +1,169 @@
+"""Data augmentation of training windows, as small composable functions.
+
+Shape legend: S_all raw stems of a track (e.g. bass, drums, other, vocals), C channels, T samples.
+
+Every function works on the raw stems ``(S_all, C, T)`` *before* the mixture is built and takes
+an explicit :class:`numpy.random.Generator`, so a training window is a pure function of its RNG
+(see :class:`wavesep.data.TrainWindows`). The caller then builds the mixture as the sum of the
+augmented stems, so the mixture always equals the sum of the targets.
+
+- :func:`random_gain`: each stem scaled by a factor drawn from U(low, high); U(0.7, 1.0) is the
+  augmentation of the Wave-U-Net paper.
+- :func:`swap_channels`: each stem's left and right channels exchanged with probability p.
+- :func:`flip_sign`: each stem multiplied by -1 with probability p.
+- :func:`remix`: each stem taken from an independently drawn track and position.
+
+:class:`AugmentConfig` switches them on and off; :func:`apply` runs the enabled in-place ones in a
+fixed order (the order of the RNG draws is part of the determinism contract).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """Which augmentations a training window gets, and their parameters.
+
+    Attributes:
+        gain: scale each stem by U(gain_low, gain_high) (the paper's augmentation).
+        gain_low, gain_high: range of the linear gain factor (not dB).
+        channel_swap: exchange left/right of each stem with probability ``channel_swap_prob``
+            (no effect on mono data).
+        sign_flip: multiply each stem by -1 with probability ``sign_flip_prob``.
+        remix: with probability ``remix_prob`` build the window from stems of independently drawn
+            tracks and positions (each stem from its own random track) instead of one track.
+    """
+
+    gain: bool = True
+    gain_low: float = 0.7
+    gain_high: float = 1.0
+    channel_swap: bool = True
+    channel_swap_prob: float = 0.5
+    sign_flip: bool = True
+    sign_flip_prob: float = 0.5
+    remix: bool = False
+    remix_prob: float = 1.0
+
+    def __post_init__(self):
+        problems = []
+        if not 0.0 <= self.gain_low <= self.gain_high:
+            problems.append(f"need 0 <= gain_low <= gain_high, got {self.gain_low}, {self.gain_high}")
+        for name in ("channel_swap_prob", "sign_flip_prob", "remix_prob"):
+            p = getattr(self, name)
+            if not 0.0 <= p <= 1.0:
+                problems.append(f"{name} must be in [0, 1], got {p}")
+        if problems:
+            raise ValueError("invalid AugmentConfig: " + "; ".join(problems))
+
+    @classmethod
+    def none(cls) -> "AugmentConfig":
+        """No augmentation at all (the mixture file is then used where a track has one)."""
+        return cls(gain=False, channel_swap=False, sign_flip=False, remix=False)
+
+    @classmethod
+    def paper(cls) -> "AugmentConfig":
+        """Only the Wave-U-Net paper's augmentation: per-source gain U(0.7, 1.0)."""
+        return cls(channel_swap=False, sign_flip=False, remix=False)
+
+    @property
+    def enabled(self) -> bool:
+        """Whether any augmentation is switched on."""
+        return self.gain or self.channel_swap or self.sign_flip or self.remix
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_value(cls, value: Any) -> "AugmentConfig":
+        """Accepts an AugmentConfig, True (defaults), False/None (none) or a dict of fields."""
+        if isinstance(value, cls):
+            return value
+        if value is True:
+            return cls()
+        if value is False or value is None:
+            return cls.none()
+        if isinstance(value, Mapping):
+            known = {f.name for f in dataclasses.fields(cls)}
+            unknown = set(value) - known
+            if unknown:
+                raise ValueError(f"unknown augmentation options {sorted(unknown)}; known: {sorted(known)}")
+            return cls(**dict(value))
+        raise TypeError(f"augment must be a bool, a dict or an AugmentConfig, got {type(value).__name__}")
+
+
+def random_gain(stems: np.ndarray, rng: np.random.Generator, low: float = 0.7, high: float = 1.0) -> np.ndarray:
+    """Scales each stem by its own factor drawn from U(low, high), in place.
+
+    Args:
+        stems: (S_all, C, T) float array, modified in place and returned.
+        rng: source of the S_all factors (one draw of size S_all).
+    """
+    gains = rng.uniform(low, high, size=stems.shape[0]).astype(stems.dtype)
+    stems *= gains[:, None, None]
+    return stems
+
+
+def swap_channels(stems: np.ndarray, rng: np.random.Generator, prob: float = 0.5) -> np.ndarray:
+    """Reverses the channel order of each stem with probability ``prob``, in place.
+
+    For stereo this exchanges left and right. The RNG is drawn (S_all values) even for mono input,
+    so the later draws of a window do not depend on the channel count.
+
+    Args:
+        stems: (S_all, C, T) float array, modified in place and returned.
+    """
+    swap = rng.random(stems.shape[0]) < prob
+    if stems.shape[1] > 1:
+        for k in np.flatnonzero(swap):
+            stems[k] = stems[k, ::-1].copy()
+    return stems
+
+
+def flip_sign(stems: np.ndarray, rng: np.random.Generator, prob: float = 0.5) -> np.ndarray:
+    """Multiplies each stem by -1 with probability ``prob``, in place.
+
+    Args:
+        stems: (S_all, C, T) float array, modified in place and returned.
+    """
+    flip = rng.random(stems.shape[0]) < prob
+    stems[flip] *= -1
+    return stems
+
+
+def remix(rng: np.random.Generator, num_stems: int, draw_stem: Callable[[np.random.Generator, int], np.ndarray]) -> np.ndarray:
+    """Builds a window whose stems come from independently drawn tracks and positions.
+
+    Args:
+        rng: passed on to ``draw_stem``, which draws the track and position from it.
+        num_stems: S_all.
+        draw_stem: ``draw_stem(rng, k)`` returns stem k, shape (C, T), of a random track at a random
+            position (the dataset knows its tracks and window length).
+
+    Returns:
+        (S_all, C, T) float array, a new array.
+    """
+    return np.stack([draw_stem(rng, k) for k in range(num_stems)])
+
+
+def apply(stems: np.ndarray, rng: np.random.Generator, config: AugmentConfig) -> np.ndarray:
+    """Runs the enabled in-place augmentations of ``config`` (gain, channel swap, sign flip).
+
+    :func:`remix` is not run here: it decides where the stems are read from, so the dataset calls
+    it before reading (see :meth:`wavesep.data.TrainWindows.__getitem__`).
+
+    Args:
+        stems: (S_all, C, T) float array, modified in place and returned.
+    """
+    if config.gain:
+        random_gain(stems, rng, config.gain_low, config.gain_high)
+    if config.channel_swap:
+        swap_channels(stems, rng, config.channel_swap_prob)
+    if config.sign_flip:
+        flip_sign(stems, rng, config.sign_flip_prob)
+    return stems
