@@ -7,5 +7,6 @@ __version__ = "0.1.0"
 
 from .checkpoint import load_model  # noqa: E402
 from .model import WaveUNet, WaveUNetConfig, presets  # noqa: E402
+from .api import Separator  # noqa: E402
 
-__all__ = ["WaveUNet", "WaveUNetConfig", "presets", "load_model", "__version__"]
+__all__ = ["WaveUNet", "WaveUNetConfig", "presets", "load_model", "Separator", "__version__"]

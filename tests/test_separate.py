@@ -1,0 +1,342 @@
+"""The command line (wavesep.separate.main, run in-process), the Separator API and the registry of
+named models (wavesep.pretrained), with the "tiny-untrained" model."""
+
+import shutil
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from wavesep import WaveUNet, WaveUNetConfig, checkpoint, pretrained
+from wavesep.api import Separator, rest_name, two_stems
+from wavesep.errors import CheckpointError
+from wavesep.model import MULTI_TASK
+from wavesep.separate import collect_tracks, main
+
+RATE = 44100
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def tone(seconds=0.4, rate=RATE, channels=2, amplitude=0.4, seed=0):
+    """A (T, C) test signal: a chord plus a little noise (soundfile's layout)."""
+    t = np.arange(int(seconds * rate)) / rate
+    rng = np.random.default_rng(seed)
+    cols = [
+        amplitude * np.sin(2 * np.pi * (220 + 110 * c) * t) + 0.05 * rng.standard_normal(t.size)
+        for c in range(channels)
+    ]
+    return np.stack(cols, axis=1).astype(np.float32)
+
+
+def write(path, data, rate=RATE, subtype="FLOAT"):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(str(path), data, rate, subtype=subtype)
+    return path
+
+
+def run(*args):
+    return main([*map(str, args), "-n", "tiny-untrained", "-d", "cpu"])
+
+
+def read(path):
+    data, rate = sf.read(str(path), dtype="float32", always_2d=True)
+    return data, rate
+
+
+# ------------------------------------------------------------------------------ outputs
+
+
+def test_layout_rate_length_and_default_encoding(tmp_path, capsys):
+    song = write(tmp_path / "in" / "my song.wav", tone(0.37))
+    out = tmp_path / "out"
+    assert run(song, "-o", out) == 0
+    folder = out / "tiny-untrained" / "my song"
+    assert sorted(p.name for p in folder.iterdir()) == ["accompaniment.wav", "vocals.wav"]
+    for stem in ("accompaniment", "vocals"):
+        info = sf.info(str(folder / f"{stem}.wav"))
+        assert info.samplerate == RATE and info.frames == int(0.37 * RATE) and info.channels == 2
+        assert info.subtype == "PCM_16"
+    assert "separated 1 of 1" in capsys.readouterr().out
+    assert not list(out.rglob(".*.tmp"))
+
+
+@pytest.mark.parametrize("rate", [22050, 44100])
+def test_difference_stems_add_up_to_the_mixture(tmp_path, rate):
+    mix = tone(0.5, rate=rate)
+    song = write(tmp_path / "song.wav", mix, rate)
+    assert run(song, "-o", tmp_path / "out", "--float32", "--clip-mode", "none") == 0
+    folder = tmp_path / "out" / "tiny-untrained" / "song"
+    vocals, r = read(folder / "vocals.wav")
+    accompaniment, _ = read(folder / "accompaniment.wav")
+    assert r == rate and vocals.shape == mix.shape
+    assert np.abs(vocals).max() > 0.01 and np.abs(accompaniment).max() > 0.01
+    assert np.abs(vocals + accompaniment - mix).max() <= 1e-5
+
+
+def test_two_stems_encodings_and_flac(tmp_path):
+    mix = tone(0.3)
+    song = write(tmp_path / "song.wav", mix)
+    out = tmp_path / "out"
+    assert run(song, "-o", out, "--two-stems", "vocals", "--int24", "--flac", "--clip-mode", "none") == 0
+    folder = out / "tiny-untrained" / "song"
+    assert sorted(p.name for p in folder.iterdir()) == ["no_vocals.flac", "vocals.flac"]
+    assert sf.info(str(folder / "vocals.flac")).subtype == "PCM_24"
+    vocals, _ = read(folder / "vocals.flac")
+    rest, _ = read(folder / "no_vocals.flac")
+    assert np.abs(vocals + rest - mix).max() <= 1e-5 * 2 + 2.0**-23 * 2  # two 24-bit roundings
+    assert rest_name("vocals") == "no_vocals"
+    # Unknown stem, and flac cannot hold floats.
+    assert run(song, "-o", out, "--two-stems", "guitar") == 1
+    assert run(song, "-o", out, "--flac", "--float32") == 2
+
+
+def test_four_source_checkpoint_and_run_directory(tmp_path):
+    cfg = WaveUNetConfig(levels=4, filters=4, growth=4, sources=MULTI_TASK)
+    run_dir = tmp_path / "runs" / "multi-test"
+    checkpoint.save(run_dir / "best.pt", WaveUNet(cfg))
+    mix = tone(0.3)
+    song = write(tmp_path / "song.wav", mix)
+    out = tmp_path / "out"
+    assert main([str(song), "-o", str(out), "-n", str(run_dir), "--two-stems", "drums", "--float32",
+                 "--clip-mode", "none", "-d", "cpu"]) == 0
+    folder = out / "multi-test" / "song"
+    assert sorted(p.name for p in folder.iterdir()) == ["drums.wav", "no_drums.wav"]
+    drums, _ = read(folder / "drums.wav")
+    rest, _ = read(folder / "no_drums.wav")
+    assert np.abs(drums + rest - mix).max() <= 1e-5
+    assert main([str(song), "-o", str(out), "-n", str(run_dir / "best.pt"), "-d", "cpu"]) == 0
+    assert sorted(p.name for p in folder.iterdir())[:2] == ["bass.wav", "drums.wav"]
+
+
+def test_jobs_and_folder_names(tmp_path):
+    root = tmp_path / "music"
+    for name in ("a.wav", "album/b.flac", "album/c.ogg", ".hidden.wav", "notes.txt"):
+        path = root / name
+        if name.endswith(".txt"):
+            path.write_text("not audio")
+        else:
+            write(path, tone(0.2), subtype="PCM_16" if not name.endswith(".ogg") else "VORBIS")
+    out = root / "separated"  # inside the input folder: must not be picked up on a rerun
+    assert main([str(root), "-o", str(out), "-n", "tiny-untrained", "-d", "cpu", "-j", "2"]) == 0
+    model_dir = out / "tiny-untrained"
+    assert sorted(p.relative_to(model_dir).as_posix() for p in model_dir.rglob("vocals.wav")) == [
+        "a/vocals.wav", "album/b/vocals.wav", "album/c/vocals.wav",
+    ]
+    tracks, problems = collect_tracks([root], out)
+    assert len(tracks) == 3 and not problems
+    # Two inputs that would share a folder fall back to their file names.
+    write(tmp_path / "x" / "song.wav", tone(0.1))
+    write(tmp_path / "x" / "song.flac", tone(0.1), subtype="PCM_16")
+    tracks, _ = collect_tracks([tmp_path / "x" / "song.wav", tmp_path / "x" / "song.flac"], out)
+    assert sorted(t.name for t in tracks) == ["song.flac", "song.wav"]
+
+
+# ------------------------------------------------------------------------------ bad input
+
+
+def test_empty_file(tmp_path, capsys):
+    empty = tmp_path / "empty.wav"
+    empty.write_bytes(b"")
+    assert run(empty, "-o", tmp_path / "out") == 1
+    err = capsys.readouterr().err
+    assert "empty" in err and "1 input(s) failed" in err
+
+
+def test_zero_length_audio(tmp_path, capsys):
+    path = write(tmp_path / "nothing.wav", np.zeros((0, 2), np.float32))
+    assert run(path, "-o", tmp_path / "out") == 1
+    assert "no audio samples" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_non_finite_samples(tmp_path, capsys, bad):
+    data = tone(0.2)
+    data[100, 1] = bad
+    path = write(tmp_path / "bad.wav", data)
+    assert run(path, "-o", tmp_path / "out") == 1
+    assert "NaN or infinite" in capsys.readouterr().err
+    assert not (tmp_path / "out" / "tiny-untrained" / "bad").exists()
+
+
+def test_silence_gives_silence(tmp_path):
+    path = write(tmp_path / "silence.wav", np.zeros((5000, 2), np.float32))
+    assert run(path, "-o", tmp_path / "out", "--float32") == 0
+    for stem in ("vocals", "accompaniment"):
+        data, _ = read(tmp_path / "out" / "tiny-untrained" / "silence" / f"{stem}.wav")
+        assert data.shape == (5000, 2) and np.isfinite(data).all() and np.abs(data).max() == 0
+
+
+def test_shorter_than_the_context(tmp_path):
+    model = pretrained.get_model("tiny-untrained")
+    short = model.context[0] // 3 * 2  # at 44.1 kHz: shorter than the context at the model rate too
+    path = write(tmp_path / "short.wav", tone(short / RATE))
+    assert run(path, "-o", tmp_path / "out") == 0
+    data, _ = read(tmp_path / "out" / "tiny-untrained" / "short" / "vocals.wav")
+    assert data.shape == (short, 2)
+
+
+@pytest.mark.parametrize("subtype", ["PCM_U8", "PCM_24", "FLOAT"])
+def test_sample_formats(tmp_path, subtype):
+    mix = tone(0.25)
+    path = write(tmp_path / "f.wav", mix, subtype=subtype)
+    assert run(path, "-o", tmp_path / "out", "--float32", "--clip-mode", "none") == 0
+    folder = tmp_path / "out" / "tiny-untrained" / "f"
+    vocals, _ = read(folder / "vocals.wav")
+    accompaniment, _ = read(folder / "accompaniment.wav")
+    decoded, _ = read(path)
+    assert vocals.shape == mix.shape
+    assert np.abs(vocals + accompaniment - decoded).max() <= 1e-5
+
+
+def test_more_than_two_channels(tmp_path, capsys):
+    path = write(tmp_path / "surround.wav", tone(0.2, channels=6))
+    out = tmp_path / "out"
+    assert run(path, "-o", out) == 1
+    assert "channel policy" in capsys.readouterr().err
+    assert run(path, "-o", out, "--channels", "first") == 0
+    assert sf.info(str(out / "tiny-untrained" / "surround" / "vocals.wav")).channels == 2
+    assert run(path, "-o", out, "--channels", "split") == 0
+    assert sf.info(str(out / "tiny-untrained" / "surround" / "vocals.wav")).channels == 6
+
+
+def test_mono_input_gives_mono_output(tmp_path):
+    path = write(tmp_path / "mono.wav", tone(0.2, channels=1))
+    assert run(path, "-o", tmp_path / "out") == 0
+    assert sf.info(str(tmp_path / "out" / "tiny-untrained" / "mono" / "vocals.wav")).channels == 1
+
+
+def test_unknown_extension_without_ffmpeg(tmp_path, capsys, monkeypatch):
+    path = tmp_path / "song.m4a"
+    path.write_bytes(b"\x00\x00\x00\x20ftypM4A " + bytes(200))
+    monkeypatch.setattr(shutil, "which", lambda *args, **kwargs: None)
+    assert run(path, "-o", tmp_path / "out") == 1
+    assert "needs ffmpeg" in capsys.readouterr().err
+
+
+def test_unreadable_paths(tmp_path, capsys):
+    good = write(tmp_path / "good.wav", tone(0.1))
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    assert run(tmp_path / "missing.wav", blocker / "under-a-file.wav", good, "-o", tmp_path / "out") == 1
+    err = capsys.readouterr().err
+    assert "missing.wav" in err and "under-a-file.wav" in err and "2 input(s) failed" in err
+    assert (tmp_path / "out" / "tiny-untrained" / "good" / "vocals.wav").is_file()
+
+
+def test_output_folder_not_creatable(tmp_path, capsys):
+    song = write(tmp_path / "song.wav", tone(0.1))
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    assert run(song, "-o", blocker / "out") == 1
+    err = capsys.readouterr().err
+    assert "cannot create the output folder" in err and "nothing was separated" in err
+
+
+def test_folder_with_one_bad_file(tmp_path, capsys):
+    root = tmp_path / "music"
+    write(root / "one.wav", tone(0.15))
+    write(root / "two.flac", tone(0.15), subtype="PCM_16")
+    (root / "sub").mkdir()
+    (root / "sub" / "broken.wav").write_bytes(b"RIFF\x10\x00\x00\x00WAVEjunkjunkjunk")
+    out = tmp_path / "out"
+    assert run(root, "-o", out) == 1
+    captured = capsys.readouterr()
+    assert "separated 2 of 3" in captured.out
+    assert "1 input(s) failed" in captured.err and "broken.wav" in captured.err
+    for name in ("one", "two"):
+        assert (out / "tiny-untrained" / name / "vocals.wav").is_file()
+    assert not (out / "tiny-untrained" / "sub").exists()
+
+
+def test_interrupted_write_leaves_no_partial_file(tmp_path, monkeypatch):
+    song = write(tmp_path / "song.wav", tone(0.2))
+
+    def interrupted(self, data):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(sf.SoundFile, "write", interrupted)
+    assert run(song, "-o", tmp_path / "out") == 130
+    assert [p for p in (tmp_path / "out").rglob("*") if p.is_file()] == []
+
+
+def test_usage(capsys):
+    assert main(["--list-models"]) == 0
+    assert "tiny-untrained" in capsys.readouterr().out
+    assert main([]) == 2
+    assert main(["x.wav", "--jobs", "0"]) == 2
+    assert main(["--help"]) == 0
+
+
+# ------------------------------------------------------------------------------ registry
+
+
+def test_registry_names_and_missing_default(capsys, tmp_path):
+    assert {"tiny-untrained", "default"} <= set(pretrained.names())
+    with pytest.raises(CheckpointError, match="no default model is bundled") as info:
+        pretrained.get_model("default")
+    assert "tiny-untrained" in str(info.value) and "checkpoint" in str(info.value)
+    with pytest.raises(CheckpointError, match="unknown model"):
+        pretrained.get_model("no-such-model")
+    song = write(tmp_path / "song.wav", tone(0.1))
+    assert main([str(song), "-o", str(tmp_path / "out")]) == 1  # the default model
+    assert "no default model is bundled" in capsys.readouterr().err
+
+
+def test_tiny_untrained_is_fixed_and_leaves_the_global_rng_alone():
+    torch.manual_seed(7)
+    expected = torch.rand(3)
+    torch.manual_seed(7)
+    a = pretrained.get_model("tiny-untrained")
+    assert torch.equal(torch.rand(3), expected)
+    b = pretrained.get_model("tiny-untrained")
+    assert a.name == "tiny-untrained" and not a.training
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+    assert any(v.abs().sum() > 0 for k, v in a.state_dict().items() if k.endswith("weight"))
+
+
+def test_a_bundled_checkpoint_is_one_registry_entry(tmp_path, monkeypatch):
+    model = WaveUNet(WaveUNetConfig(levels=4, filters=4, growth=4))
+    checkpoint.save(tmp_path / "default.pt", model)
+    monkeypatch.setattr(pretrained, "PRETRAINED_DIR", tmp_path)
+    loaded = pretrained.get_model("default")
+    assert loaded.name == "default" and "default" in pretrained.available()
+    assert all(torch.equal(x, y) for x, y in zip(model.state_dict().values(), loaded.state_dict().values()))
+    assert pretrained.model_name(tmp_path / "default.pt") == "default"
+    assert pretrained.model_name("runs/vocals-small/best.pt") == "vocals-small"
+
+
+# ------------------------------------------------------------------------------ Python API
+
+
+def test_separator_api(tmp_path):
+    sep = Separator("tiny-untrained", device="cpu", clip="none")
+    assert sep.sources == ("accompaniment", "vocals") and sep.sample_rate == 22050
+    mix = torch.from_numpy(tone(0.3).T.copy())  # (C, T)
+    stems = sep.separate_tensor(mix, RATE)
+    assert list(stems) == ["accompaniment", "vocals"]
+    assert all(s.shape == mix.shape for s in stems.values())
+    assert (stems["vocals"] + stems["accompaniment"] - mix).abs().max() <= 1e-5
+    song = write(tmp_path / "song.wav", tone(0.3))
+    from_file = sep.separate_file(song)
+    assert sep.last_sample_rate == RATE
+    assert all(torch.allclose(from_file[k], stems[k], atol=1e-6) for k in stems)
+    written = sep.save(from_file, tmp_path / "stems", encoding="float32")
+    data, rate = read(written["vocals"])
+    assert rate == RATE and np.abs(data.T - from_file["vocals"].numpy()).max() == 0
+    merged = two_stems(stems, "vocals")
+    assert list(merged) == ["vocals", "no_vocals"]
+    assert torch.equal(merged["no_vocals"], stems["accompaniment"])
+    # A model instance works too, and is not moved or modified.
+    model = pretrained.get_model("tiny-untrained").train()
+    Separator(model, device="cpu", two_stems="vocals").separate_tensor(mix, RATE)
+    assert model.training
+    with pytest.raises(ValueError, match="not a stem"):
+        Separator(model, two_stems="piano")

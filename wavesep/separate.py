@@ -1,0 +1,287 @@
+"""Command line: separate songs into stems (``wavesep-separate``, ``python separate.py``).
+
+    wavesep-separate song.mp3 music/ -n default -o separated
+    -> separated/<model name>/<track name>/<stem>.wav
+
+Inputs are files and folders (searched recursively for audio files). Stems are written at the
+input's sample rate and exact length, 16-bit by default, each file through a temporary file and
+a rename, so an interrupted run leaves no half-written file. A file that cannot be read or
+separated is reported and skipped; the others are still processed and the exit status is then 1,
+after a summary. ``main(argv)`` returns the exit status, so tests call it in-process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import threading
+import time
+import traceback
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+from . import apply, pretrained
+from .api import Separator, save_stems
+from .audio import read
+from .errors import WavesepError
+
+# Extensions picked up when searching folders (files named explicitly are tried whatever their
+# extension; wavesep.audio decides how to decode them).
+FOLDER_EXTENSIONS = frozenset(
+    {
+        "wav", "wave", "flac", "ogg", "oga", "opus", "mp3", "aif", "aiff", "aifc", "caf", "w64",
+        "rf64", "au", "m4a", "mp4", "aac", "wma", "mka", "webm", "alac", "ape", "wv",
+    }
+)
+
+EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 130
+
+
+@dataclass
+class Track:
+    """One input file and the name of its output folder (relative, may contain '/')."""
+
+    path: Path
+    name: str
+
+
+def _track_stem(path: Path) -> str:
+    name = path.name
+    stem = name[: -len(path.suffix)] if path.suffix else name
+    # MUSDB ".stem.mp4" files: the track is what precedes ".stem".
+    return stem[: -len(".stem")] if stem.lower().endswith(".stem") and len(stem) > 5 else stem
+
+
+def _hidden(parts) -> bool:
+    return any(p.startswith(".") for p in parts)
+
+
+def collect_tracks(inputs, out_dir: Path) -> tuple:
+    """Expands files and folders into tracks.
+
+    Returns (tracks, problems): ``problems`` lists (input, message) for inputs that do not exist.
+    Folders are searched recursively for :data:`FOLDER_EXTENSIONS`, skipping hidden files and
+    folders and the output folder; their tracks are named by their path relative to the folder
+    (``album/01 song``). When two inputs would share an output folder, the file name with its
+    extension is used instead (``song.mp3``).
+    """
+    out_resolved = out_dir.resolve()
+    found, problems, seen = [], [], set()
+    for given in inputs:
+        path = Path(given)
+        if path.is_dir():
+            candidates = []
+            for f in sorted(path.rglob("*")):
+                rel = f.relative_to(path)
+                if _hidden(rel.parts) or not f.is_file():
+                    continue
+                if f.suffix.lower().lstrip(".") not in FOLDER_EXTENSIONS:
+                    continue
+                if out_resolved == f.resolve() or out_resolved in f.resolve().parents:
+                    continue
+                candidates.append((f, (rel.parent / _track_stem(f)).as_posix()))
+            if not candidates:
+                problems.append((str(given), "no audio files found in this folder"))
+        elif path.exists() or path.is_symlink():
+            candidates = [(path, _track_stem(path))]
+        else:
+            problems.append((str(given), "no such file or folder"))
+            continue
+        for f, name in candidates:
+            key = f.resolve()
+            if key not in seen:
+                seen.add(key)
+                found.append(Track(f, name))
+    counts = {}
+    for t in found:
+        counts[t.name] = counts.get(t.name, 0) + 1
+    for t in found:
+        if counts[t.name] > 1:
+            t.name = (Path(t.name).parent / t.path.name).as_posix()
+    return found, problems
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="wavesep-separate",
+        description="Separate songs into stems with a Wave-U-Net model. Writes "
+        "OUT/<model>/<track>/<stem>.wav at the input's sample rate and length.",
+    )
+    p.add_argument("inputs", nargs="*", metavar="INPUT", help="audio files or folders (searched recursively)")
+    p.add_argument("-o", "--out", default="separated", help="output folder (default: %(default)s)")
+    p.add_argument(
+        "-n", "--model", default=pretrained.DEFAULT_MODEL,
+        help="registered model name, checkpoint file or training run directory (default: %(default)s); "
+        "see --list-models",
+    )
+    p.add_argument("--list-models", action="store_true", help="list the registered models and exit")
+    p.add_argument(
+        "--two-stems", metavar="STEM",
+        help="write only STEM and no_STEM, the sum of all other stems (e.g. --two-stems vocals "
+        "-> vocals.wav + no_vocals.wav)",
+    )
+    p.add_argument("-d", "--device", default="auto", help="cpu, cuda, cuda:N or auto (default: %(default)s)")
+    p.add_argument("--batch-size", type=int, help="model windows per forward pass (default: 1 on CPU, "
+                   "fitted to free memory on CUDA)")
+    p.add_argument("--segment", type=float, default=apply.DEFAULT_SEGMENT_SECONDS, metavar="SECONDS",
+                   help="output window length in seconds; smaller uses less memory (default: %(default)s)")
+    p.add_argument("--precision", choices=["float32", "float16", "bfloat16"], help="autocast precision "
+                   "(default: float32)")
+    enc = p.add_mutually_exclusive_group()
+    enc.add_argument("--float32", action="store_const", const="float32", dest="encoding",
+                     help="write 32-bit float wav (no clipping needed)")
+    enc.add_argument("--int24", action="store_const", const="int24", dest="encoding",
+                     help="write 24-bit integer files")
+    p.set_defaults(encoding="int16")
+    p.add_argument("--flac", action="store_true", help="write flac instead of wav (16 or 24 bit)")
+    p.add_argument(
+        "--clip-mode", choices=apply.CLIP_MODES, default="rescale",
+        help="rescale: scale all stems of a track together so its peak is <= 1 (they keep adding "
+        "up to the scaled mixture); clamp: clip each sample to [-1, 1]; none: leave as is "
+        "(integer files then clip). Default: %(default)s",
+    )
+    p.add_argument("-j", "--jobs", type=int, default=1, help="files separated in parallel (default: 1)")
+    p.add_argument(
+        "--channels", choices=apply.CHANNEL_POLICIES, default="error", dest="channel_policy",
+        help="inputs with more than 2 channels: error (default), downmix (mean of all channels), "
+        "first (the model's number of first channels) or split (each channel separated on its "
+        "own, all channels kept)",
+    )
+    p.add_argument("-q", "--quiet", action="store_true", help="print only errors and the summary")
+    return p
+
+
+def _check_output_folder(folder: Path) -> Optional[str]:
+    """None if files can be created in ``folder`` (created if missing), else the reason."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        return f"cannot create the output folder {folder}: {exc.strerror or exc}"
+    probe = folder / f".wavesep-write-test-{uuid.uuid4().hex[:8]}"
+    try:
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        return f"the output folder {folder} is not writable: {exc.strerror or exc}"
+    return None
+
+
+def main(argv=None) -> int:
+    """Runs the command line with ``argv`` (default: ``sys.argv[1:]``); returns the exit status:
+    0 all tracks separated, 1 some failed (after a summary) or nothing could be done, 2 bad
+    arguments, 130 interrupted."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help or a usage error: argparse has printed why
+        return int(exc.code or 0)
+    if args.list_models:
+        for name in pretrained.names():
+            state = "" if name in pretrained.available() else "  (not installed)"
+            print(f"{name}: {pretrained.describe(name)}{state}")
+        return EXIT_OK
+    if not args.inputs:
+        parser.print_usage(sys.stderr)
+        print("wavesep-separate: error: give at least one audio file or folder", file=sys.stderr)
+        return 2
+    if args.flac and args.encoding == "float32":
+        print("wavesep-separate: error: --flac cannot hold float samples; use --int24 or 16-bit", file=sys.stderr)
+        return 2
+    for name, value in (("--batch-size", args.batch_size), ("--jobs", args.jobs)):
+        if value is not None and value < 1:
+            print(f"wavesep-separate: error: {name} must be >= 1, got {value}", file=sys.stderr)
+            return 2
+    if not args.segment > 0:
+        print(f"wavesep-separate: error: --segment must be > 0 seconds, got {args.segment}", file=sys.stderr)
+        return 2
+
+    try:
+        separator = Separator(
+            args.model,
+            device=args.device,
+            segment_seconds=args.segment,
+            batch_size=args.batch_size,
+            precision=args.precision,
+            clip=args.clip_mode,
+            channel_policy=args.channel_policy,
+            two_stems=args.two_stems,
+        )
+    except (WavesepError, ValueError) as exc:
+        print(f"wavesep-separate: error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+
+    out_root = Path(args.out)
+    model_dir = out_root / separator.name
+    tracks, problems = collect_tracks(args.inputs, out_root)
+    failures = list(problems)
+    for given, why in problems:
+        print(f"error: {given}: {why}", file=sys.stderr)
+    if tracks:
+        why = _check_output_folder(model_dir)
+        if why is not None:
+            print(f"wavesep-separate: error: {why}; nothing was separated", file=sys.stderr)
+            return EXIT_FAILED
+
+    extension = "flac" if args.flac else "wav"
+    lock = threading.Lock()
+    total = len(tracks)
+
+    def run_one(index: int, track: Track) -> Optional[str]:
+        start = time.perf_counter()
+        try:
+            stems, rate = _separate_track(separator, track.path)
+            folder = model_dir / track.name
+            save_stems(stems, folder, rate, encoding=args.encoding, extension=extension)
+        except WavesepError as exc:
+            message = str(exc)
+        except Exception as exc:  # a bug: report it fully, but keep going with the other files
+            message = f"unexpected {type(exc).__name__}: {exc}"
+            with lock:
+                traceback.print_exc(file=sys.stderr)
+        else:
+            if not args.quiet:
+                with lock:
+                    print(f"[{index + 1}/{total}] {track.path} -> {folder} "
+                          f"({time.perf_counter() - start:.1f} s)", flush=True)
+            return None
+        with lock:
+            print(f"[{index + 1}/{total}] error: {message}", file=sys.stderr, flush=True)
+        return message
+
+    try:
+        if args.jobs == 1 or total <= 1:
+            results = [run_one(i, t) for i, t in enumerate(tracks)]
+        else:
+            with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+                results = list(pool.map(run_one, range(total), tracks))
+    except KeyboardInterrupt:
+        print("\nwavesep-separate: interrupted; files already written are complete, "
+              "no partial file was left", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+    failures += [(str(t.path), msg) for t, msg in zip(tracks, results) if msg is not None]
+    done = total - sum(msg is not None for msg in results)
+    if failures or not args.quiet:
+        print(f"separated {done} of {total} track(s) with model '{separator.name}' into {model_dir}")
+    if failures:
+        print(f"{len(failures)} input(s) failed:", file=sys.stderr)
+        for given, why in failures:
+            print(f"  {given}: {why}", file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+def _separate_track(separator: Separator, path: Path) -> tuple:
+    """(stems, sample rate) of one file; the rate is returned rather than read from the shared
+    separator, which parallel jobs would race on."""
+    wav, rate = read(path)
+    try:
+        return separator.separate_tensor(wav, rate), rate
+    except WavesepError as exc:
+        raise type(exc)(f"{path}: {exc}") from None
+
+
+__all__ = ["FOLDER_EXTENSIONS", "Track", "build_parser", "collect_tracks", "main"]
