@@ -1,0 +1,510 @@
+"""Tests of wavesep.train: the recipe's control flow, checkpoints, exact resume, DDP, robustness.
+
+Most tests use ToyWindows, a stand-in for wavesep.data's TrainWindows/ValidationSet that keeps
+their contract (item i a pure function of (seed, i); (mix (C, T_in), targets (S, C, T_out))),
+so that a training step of the tiny preset takes milliseconds. The command-line tests use the
+real wavesep.data on a small folder of stems.
+"""
+
+import json
+import math
+import os
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import Dataset
+
+import wavesep
+from wavesep import WaveUNet, checkpoint, presets
+from wavesep import train as wtrain
+from wavesep.train import TrainConfig, evaluate, train
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+class ToyWindows(Dataset):
+    """Vocals = a sine of random frequency, accompaniment = noise; item i depends on (seed, i) only.
+
+    nan_at: indices whose mixture holds a NaN. kill_at: index whose reading sends SIGINT to this
+    process (the signal arrives in the middle of a training step, as a Ctrl-C would).
+    """
+
+    def __init__(self, model, output_samples=256, seed=0, count=2**31 - 1, nan_at=(), nan_from=None, kill_at=None):
+        self.n_in = model.input_length(output_samples)
+        self.n_out = model.output_length(self.n_in)
+        self.left = model.context[0]
+        self.seed, self.count = seed, count
+        self.nan_at, self.nan_from, self.kill_at = set(nan_at), nan_from, kill_at
+
+    def __len__(self):
+        return self.count
+
+    def __getitem__(self, i):
+        i = int(i)
+        if i == self.kill_at:
+            os.kill(os.getpid(), signal.SIGINT)
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + i)
+        t = torch.arange(self.n_in, dtype=torch.float64)
+        freq = 0.01 + 0.05 * torch.rand(1, generator=g, dtype=torch.float64)
+        phase = 6.283 * torch.rand(1, generator=g, dtype=torch.float64)
+        vocals = (0.5 * torch.sin(6.283185307 * freq * t + phase)).expand(2, -1)  # (C, T_in)
+        accompaniment = 0.2 * torch.randn(2, self.n_in, generator=g, dtype=torch.float64)
+        mix = (vocals + accompaniment).float()
+        targets = torch.stack([accompaniment, vocals])[..., self.left : self.left + self.n_out].float()
+        if i in self.nan_at or (self.nan_from is not None and i >= self.nan_from):
+            mix[0, 0] = float("nan")
+        return mix, targets  # (C, T_in), (S, C, T_out)
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    # Steps of the tiny model are far faster on one thread, the more so on a loaded machine.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _model(seed=0):
+    torch.manual_seed(seed)
+    return WaveUNet(presets.get("tiny"))
+
+
+def _config(**changes):
+    base = dict(batch_size=4, finetune_batch_size=4, lr=1e-3, finetune_lr=1e-4, epoch_iterations=3, patience=2,
+                finetune_patience=1, workers=0, progress=False, verbose=False, tensorboard=False)
+    base.update(changes)
+    return TrainConfig(**base)
+
+
+def _data(model, **kw):
+    return ToyWindows(model, **kw), ToyWindows(model, seed=99, count=6)
+
+
+def _last(run_dir):
+    return torch.load(Path(run_dir) / checkpoint.LAST_NAME, weights_only=True)
+
+
+def _history(run_dir):
+    return [json.loads(line) for line in (Path(run_dir) / wtrain.HISTORY_NAME).read_text().splitlines()]
+
+
+def _assert_same_run(a, b):
+    """Two last.pt dicts hold the same weights, optimiser state and counters, bit for bit."""
+    assert a["state_dict"].keys() == b["state_dict"].keys()
+    for k in a["state_dict"]:
+        assert torch.equal(a["state_dict"][k], b["state_dict"][k]), k
+    sa, sb = a["training"]["optimizer"]["state"], b["training"]["optimizer"]["state"]
+    assert sa.keys() == sb.keys()
+    for p in sa:
+        for k in sa[p]:
+            assert torch.equal(sa[p][k], sb[p][k]), (p, k)
+    assert a["training"]["optimizer"]["param_groups"] == b["training"]["optimizer"]["param_groups"]
+    ignore = {"history_lines"}  # the resumed run has one more "start" record
+    da = {k: v for k, v in a["training"]["state"].items() if k not in ignore}
+    db = {k: v for k, v in b["training"]["state"].items() if k not in ignore}
+    assert da == db
+
+
+# ---------------------------------------------------------------------- learning and logging
+
+
+def test_training_reduces_the_validation_loss_and_writes_the_run(tmp_path):
+    model = _model()
+    train_set, valid_set = _data(model)
+    before = evaluate(model, valid_set, batch_size=4)["loss"]
+    config = _config(epoch_iterations=40, max_epochs=1, finetune=False, lr=3e-3, tensorboard=True, log_every=5)
+    result = train(model, train_set, valid_set, tmp_path / "run", config, metadata={"preset": "tiny"})
+    after = evaluate(model, valid_set, batch_size=4)["loss"]
+    assert result.status == "finished" and result.steps == 40 and result.epochs == 1
+    assert after < 0.5 * before, (before, after)
+    run = tmp_path / "run"
+    assert (run / "last.pt").is_file() and (run / "best.pt").is_file()
+    assert list(run.glob("events.out.tfevents.*")), "no TensorBoard event file"
+    epochs = [r for r in _history(run) if r["type"] == "epoch"]
+    assert len(epochs) == 1 and epochs[0]["valid_loss"] == pytest.approx(after, rel=1e-6)
+    assert set(epochs[0]["valid_sdr_global_db"]) == {"accompaniment", "vocals"}
+    assert result.best_loss == pytest.approx(after, rel=1e-6)
+    assert math.isfinite(result.windows_per_second) and 0 <= result.data_wait_share <= 1
+    assert not list(run.glob(".*.tmp")), "a temporary file was left behind"
+
+
+def test_missing_tensorboard_only_warns(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)  # makes the import fail
+    model = _model()
+    with pytest.warns(UserWarning, match="pip install tensorboard"):
+        result = train(model, *_data(model), tmp_path / "run", _config(max_steps=1, tensorboard=True))
+    assert result.status == "stopped" and (tmp_path / "run" / wtrain.HISTORY_NAME).is_file()
+    assert not list((tmp_path / "run").glob("events.out.tfevents.*"))
+
+
+def test_evaluate_global_sdr_matches_the_closed_form():
+    model = _model()
+    _, valid_set = _data(model)
+    scores = evaluate(model, valid_set, batch_size=4)
+    with torch.no_grad():
+        mixes, targets = zip(*(valid_set[i] for i in range(len(valid_set))))
+        est = model(torch.stack(mixes))  # (N, S, C, T_out)
+    targets = torch.stack(targets)
+    for s, name in enumerate(model.sources):
+        t, e = targets[:, s].double(), est[:, s].double()
+        expected = 10 * math.log10(t.square().sum().item() / (t - e).square().sum().item())
+        assert scores["sdr"][name] == pytest.approx(expected, abs=1e-6)
+    assert scores["loss"] == pytest.approx(torch.mean((est - targets) ** 2).item(), rel=1e-5)
+    assert scores["windows"] == len(valid_set)
+
+
+# ---------------------------------------------------------------------- recipe control flow
+
+
+def _scripted(losses):
+    it = iter(losses)
+
+    def fake_evaluate(model, valid_set, **kw):
+        return {"loss": next(it), "sdr": {s: 0.0 for s in model.sources}, "windows": 1}
+
+    return fake_evaluate
+
+
+def test_early_stopping_then_finetuning_stage_switch_at_the_right_epochs(tmp_path, monkeypatch):
+    # stage "train", patience 3: best at epoch 2, then 3 worse epochs -> switch after epoch 5.
+    # stage "finetune", patience 2: improves at epoch 6, then 2 worse epochs -> finished after 8.
+    losses = [1.0, 0.8, 0.9, 0.85, 0.95, 0.7, 0.75, 0.72]
+    monkeypatch.setattr(wtrain, "evaluate", _scripted(losses))
+    model = _model()
+    train_set, valid_set = _data(model)
+    config = _config(epoch_iterations=2, batch_size=2, patience=3, finetune_batch_size=4, finetune_lr=1e-5,
+                     finetune_patience=2)
+    result = train(model, train_set, valid_set, tmp_path / "run", config)
+    assert result.status == "finished"
+    assert (result.epochs, result.steps, result.best_epoch, result.best_loss) == (8, 16, 6, 0.7)
+    history = _history(tmp_path / "run")
+    epochs = [r for r in history if r["type"] == "epoch"]
+    assert [r["stage"] for r in epochs] == ["train"] * 5 + ["finetune"] * 3
+    assert [r["batch_size"] for r in epochs] == [2] * 5 + [4] * 3
+    assert [r["lr"] for r in epochs] == [1e-3] * 5 + [1e-5] * 3
+    assert [r["bad_epochs"] for r in epochs] == [0, 0, 1, 2, 3, 0, 1, 2]
+    switch = [r for r in history if r["type"] == "stage"]
+    assert len(switch) == 1 and switch[0]["epoch"] == 5 and switch[0]["from_best_epoch"] == 2
+    state = _last(tmp_path / "run")["training"]["state"]
+    assert state["finished"] and state["samples"] == 5 * 2 * 2 + 3 * 2 * 4
+    assert torch.load(tmp_path / "run" / "best.pt", weights_only=True)["training"]["summary"]["epoch"] == 6
+
+
+def test_max_epochs_caps_each_stage_and_progress_is_shown(tmp_path, monkeypatch, capsys):
+    import tqdm
+
+    class EagerBar(tqdm.tqdm):  # redraws on every update, however fast the iterations
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, mininterval=0, **kwargs)
+
+    monkeypatch.setattr(tqdm, "tqdm", EagerBar)
+    monkeypatch.setattr(wtrain, "evaluate", _scripted([1.0, 0.9, 0.8, 0.7, 0.6]))
+    model = _model()
+    result = train(model, *_data(model), tmp_path / "run",
+                   _config(epoch_iterations=2, patience=50, finetune_patience=50, max_epochs=2, finetune_max_epochs=1,
+                           progress=True, verbose=True))
+    epochs = [r for r in _history(tmp_path / "run") if r["type"] == "epoch"]
+    assert result.status == "finished" and [r["stage"] for r in epochs] == ["train", "train", "finetune"]
+    err = capsys.readouterr().err
+    assert "loss=" in err and "win_s=" in err and "epoch 3 (finetune)" in err and "fine-tuning from" in err
+
+
+def test_finetuning_starts_from_the_best_weights_with_a_fresh_optimiser(tmp_path, monkeypatch):
+    monkeypatch.setattr(wtrain, "evaluate", _scripted([1.0, 0.5, 0.9, 0.9]))
+    model = _model()
+    # max_steps stops the run right after the switch (end of epoch 4), before any fine-tuning step
+    result = train(model, *_data(model), tmp_path / "run",
+                   _config(epoch_iterations=2, patience=2, finetune_lr=2e-5, max_steps=8))
+    assert result.status == "stopped" and result.stage == "finetune"
+    last, best = _last(tmp_path / "run"), torch.load(tmp_path / "run" / "best.pt", weights_only=True)
+    assert best["training"]["summary"]["epoch"] == 2
+    for k in last["state_dict"]:
+        assert torch.equal(last["state_dict"][k], best["state_dict"][k]), k
+    assert last["training"]["optimizer"]["state"] == {}
+    assert last["training"]["optimizer"]["param_groups"][0]["lr"] == 2e-5
+
+
+# ---------------------------------------------------------------------- checkpoints and resume
+
+
+def test_checkpoints_are_plain_data_and_rebuild_the_model(tmp_path):
+    model = _model()
+    train_set, valid_set = _data(model)
+    meta = {"preset": "tiny", "task": "vocals", "training_args": {"lr": 1e-3, "out": str(tmp_path)}}
+    train(model, train_set, valid_set, tmp_path / "run", _config(max_epochs=1, finetune=False), metadata=meta)
+    for name in ("last.pt", "best.pt"):
+        raw = torch.load(tmp_path / "run" / name, weights_only=True)  # plain data only
+        m = raw["metadata"]
+        assert m["sources"] == ["accompaniment", "vocals"] and m["sample_rate"] == 22050
+        assert m["preset"] == "tiny" and m["training_args"]["lr"] == 1e-3
+        assert m["wavesep_version"] == wavesep.__version__
+    loaded = wavesep.load_model(tmp_path / "run")  # the run directory means best.pt
+    x = torch.randn(2, 2, model.input_length(300))
+    with torch.no_grad():
+        assert torch.equal(loaded(x), model.eval()(x))  # one epoch only: best == final weights
+
+
+@pytest.mark.parametrize("n", [5, 7])
+def test_resume_is_bit_exact(tmp_path, n):
+    # 2 epochs of 3 iterations in stage "train" (max_epochs), then fine-tuning: the 2n iterations
+    # cross validations and the stage switch; the break falls mid-epoch (n=5) or mid-fine-tuning (n=7).
+    config = dict(epoch_iterations=3, max_epochs=2, finetune_max_epochs=9, finetune_batch_size=6, patience=5)
+    model = _model()
+    a = train(model, *_data(model), tmp_path / "a", _config(max_steps=n, **config))
+    assert a.status == "stopped" and a.steps == n
+    model = _model(seed=123)  # weights replaced by the checkpoint's
+    b = train(model, *_data(model), tmp_path / "a", _config(max_steps=2 * n, workers=1, **config), resume=True)
+    assert b.status == "stopped" and b.steps == 2 * n
+    model = _model()
+    ref = train(model, *_data(model), tmp_path / "ref", _config(max_steps=2 * n, **config))
+    assert ref.stage == b.stage == "finetune"
+    _assert_same_run(_last(tmp_path / "a"), _last(tmp_path / "ref"))
+    epochs_a = [r["valid_loss"] for r in _history(tmp_path / "a") if r["type"] == "epoch"]
+    epochs_ref = [r["valid_loss"] for r in _history(tmp_path / "ref") if r["type"] == "epoch"]
+    assert epochs_a == epochs_ref and len(epochs_a) >= 2
+
+
+def test_resume_restores_the_rng_states(tmp_path):
+    model = _model()
+    train(model, *_data(model), tmp_path / "run", _config(max_steps=2, seed=5))
+    expected = torch.rand(3)  # what the global RNG would give next, had the run gone on
+    torch.manual_seed(777)
+    model = _model()
+
+    class Probe(ToyWindows):
+        seen = []
+
+        def __getitem__(self, i):
+            if not Probe.seen:
+                Probe.seen.append(torch.rand(3))
+            return super().__getitem__(i)
+
+    train(model, Probe(model), _data(model)[1], tmp_path / "run", _config(max_steps=3, seed=5), resume=True)
+    assert torch.equal(Probe.seen[0], expected)
+
+
+def test_sigint_writes_a_resumable_checkpoint(tmp_path):
+    config = dict(epoch_iterations=3, max_epochs=2, patience=5)
+    model = _model()
+    train_set = ToyWindows(model, kill_at=4 * 4 + 1)  # read during iteration 5 (batch 4)
+    previous = signal.getsignal(signal.SIGINT)
+    result = train(model, train_set, _data(model)[1], tmp_path / "a", _config(**config))
+    assert signal.getsignal(signal.SIGINT) is previous, "the handler was not restored"
+    assert result.status == "interrupted" and result.signal == signal.SIGINT and result.steps == 5
+    assert _last(tmp_path / "a")["training"]["state"]["step"] == 5
+    model = _model()
+    train(model, *_data(model), tmp_path / "a", _config(max_steps=9, **config), resume=True)
+    model = _model()
+    train(model, *_data(model), tmp_path / "ref", _config(max_steps=9, **config))
+    _assert_same_run(_last(tmp_path / "a"), _last(tmp_path / "ref"))
+
+
+# ---------------------------------------------------------------------- robustness
+
+
+def test_a_nonfinite_loss_skips_the_step_and_is_logged(tmp_path):
+    model = _model()
+    bad_batch = 4  # iteration 5 (1-based) reads windows 16..19
+    train_set = ToyWindows(model, nan_at={bad_batch * 4 + 2})
+    train(model, train_set, _data(model)[1], tmp_path / "run", _config(max_steps=4, max_epochs=5))
+    before = _last(tmp_path / "run")
+    model = _model()
+    result = train(model, train_set, _data(model)[1], tmp_path / "run", _config(max_steps=5, max_epochs=5),
+                   resume=True)
+    after = _last(tmp_path / "run")
+    assert result.status == "stopped"
+    for k in before["state_dict"]:  # the skipped step changed neither weights nor Adam moments
+        assert torch.equal(before["state_dict"][k], after["state_dict"][k])
+    assert after["training"]["optimizer"]["state"][0]["step"] == before["training"]["optimizer"]["state"][0]["step"]
+    assert after["training"]["state"]["nonfinite_total"] == 1
+    events = [r for r in _history(tmp_path / "run") if r["type"] == "nonfinite"]
+    assert [e["step"] for e in events] == [5]
+    # and training goes on past it
+    model = _model()
+    result = train(model, train_set, _data(model)[1], tmp_path / "run", _config(max_steps=7, max_epochs=5),
+                   resume=True)
+    last = _last(tmp_path / "run")
+    assert result.status == "stopped" and last["training"]["state"]["nonfinite_run"] == 0
+    assert last["training"]["optimizer"]["state"][0]["step"] == 6
+
+
+def test_nonfinite_losses_in_a_row_stop_the_run_and_keep_the_last_good_checkpoint(tmp_path):
+    model = _model()
+    train_set = ToyWindows(model, nan_from=3 * 4)  # from iteration 4 on, every batch has a NaN
+    result = train(model, train_set, _data(model)[1], tmp_path / "run", _config(max_nonfinite=3, patience=9))
+    assert result.status == "diverged" and "non-finite" in result.message and "--resume" not in result.message
+    assert result.steps == 6
+    last = _last(tmp_path / "run")
+    assert last["training"]["state"]["step"] == 3  # the end of epoch 1, the last good state
+    assert all(torch.isfinite(v).all() for v in last["state_dict"].values())
+    assert [r["type"] for r in _history(tmp_path / "run")][-1] == "stop"
+
+
+# ---------------------------------------------------------------------- distributed
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class _PenalisedEvaluate:
+    """The real evaluate (sharded under DDP) plus a scripted penalty on each call's loss, to
+    make chosen epochs worse than their predecessors."""
+
+    def __init__(self, penalties):
+        self.penalties, self.calls = list(penalties), 0
+
+    def __call__(self, model, valid_set, **kw):
+        scores = _REAL_EVALUATE(model, valid_set, **kw)
+        scores["loss"] += self.penalties[self.calls]
+        self.calls += 1
+        return scores
+
+
+_REAL_EVALUATE = wtrain.evaluate
+# Epoch 2 is made worse than epoch 1, so the switch to fine-tuning after it goes back to epoch 1.
+_DDP_PENALTIES = [0.0, 1.0, 0.0]
+
+
+def _ddp_worker(rank, world, port, run_dir, out_dir, config):
+    import torch.distributed as dist
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    wtrain.evaluate = _PenalisedEvaluate(_DDP_PENALTIES)
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    try:
+        model = _model(seed=rank)  # different initial weights: DDP must broadcast rank 0's
+        result = train(model, *_data(model), run_dir, TrainConfig(**config))
+        torch.save({"state": model.state_dict(), "steps": result.steps, "stage": result.stage},
+                   Path(out_dir) / f"rank{rank}.pt")
+    finally:
+        dist.destroy_process_group()
+
+
+def test_ddp_two_ranks_match_a_single_process_with_the_same_global_batch(tmp_path, monkeypatch):
+    import torch.multiprocessing as mp
+
+    # 2 iterations per epoch, stage "train" capped at 2 epochs: the 6 iterations include sharded
+    # validations and the switch to fine-tuning from epoch 1's weights (broadcast from rank 0)
+    config = _config(epoch_iterations=2, max_epochs=2, finetune_max_epochs=5, max_steps=6, batch_size=4,
+                     finetune_batch_size=6, patience=5).to_dict()
+    mp.spawn(_ddp_worker, args=(2, _free_port(), str(tmp_path / "ddp"), str(tmp_path), config), nprocs=2)
+    r0 = torch.load(tmp_path / "rank0.pt", weights_only=True)
+    r1 = torch.load(tmp_path / "rank1.pt", weights_only=True)
+    assert r0["steps"] == r1["steps"] == 6 and r0["stage"] == r1["stage"] == "finetune"
+    for k in r0["state"]:
+        assert torch.equal(r0["state"][k], r1["state"][k]), k
+    monkeypatch.setattr(wtrain, "evaluate", _PenalisedEvaluate(_DDP_PENALTIES))
+    model = _model(seed=0)
+    train(model, *_data(model), tmp_path / "single", TrainConfig(**config))
+    switch = [r for r in _history(tmp_path / "single") if r["type"] == "stage"]
+    assert switch[0]["epoch"] == 2 and switch[0]["from_best_epoch"] == 1
+    worst = max((model.state_dict()[k] - r0["state"][k]).abs().max().item() for k in r0["state"])
+    assert worst < 1e-6, worst  # float rounding of the gradient average only
+    moved = max((model.state_dict()[k] - _model(0).state_dict()[k]).abs().max().item() for k in r0["state"])
+    assert moved > 1e-3  # the comparison is not trivially between two untrained models
+    single, ddp = _last(tmp_path / "single"), _last(tmp_path / "ddp")
+    assert ddp["training"]["world_size"] == 2 and len(ddp["training"]["rng"]) == 2
+    assert ddp["training"]["state"]["samples"] == single["training"]["state"]["samples"] == 4 * 4 + 2 * 6
+    assert [r["valid_loss"] for r in _history(tmp_path / "ddp") if r["type"] == "epoch"] == pytest.approx(
+        [r["valid_loss"] for r in _history(tmp_path / "single") if r["type"] == "epoch"], rel=1e-5)
+
+
+def test_batch_not_divisible_by_ranks_is_refused(monkeypatch, tmp_path):
+    monkeypatch.setattr(wtrain, "_dist_info", lambda: (0, 2))
+    model = _model()
+    with pytest.raises(ValueError, match="not divisible"):
+        train(model, *_data(model), tmp_path / "run", _config(batch_size=3))
+
+
+# ---------------------------------------------------------------------- command line
+
+
+@pytest.fixture(scope="module")
+def stems_root(tmp_path_factory):
+    import soundfile as sf
+
+    root = tmp_path_factory.mktemp("stems")
+    rng = np.random.default_rng(0)
+    for k in range(3):
+        track = root / f"track{k}"
+        track.mkdir()
+        t = np.arange(22050) / 22050
+        vocals = 0.3 * np.sin(2 * np.pi * (200 + 50 * k) * t)[:, None].repeat(2, 1)
+        sf.write(track / "vocals.wav", vocals, 22050)
+        sf.write(track / "accompaniment.wav", 0.1 * rng.standard_normal((22050, 2)), 22050)
+    return root
+
+
+def _cli(stems_root, tmp_path, *extra):
+    return ["--preset", "tiny", "--stems", str(stems_root), "--output-samples", "512", "--batch-size", "2",
+            "--finetune-batch-size", "2", "--epoch-iterations", "2", "--workers", "0", "--no-progress",
+            "--no-tensorboard", "--cache-dir", str(tmp_path / "cache"), *extra]
+
+
+def test_cli_trains_resumes_and_refuses_to_change_the_run(stems_root, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert wtrain.main(_cli(stems_root, tmp_path, "--out", str(run), "--max-steps", "3")) == 0
+    ckpt = _last(run)
+    assert ckpt["metadata"]["preset"] == "tiny" and ckpt["metadata"]["task"] == "vocals"
+    assert ckpt["training"]["state"]["step"] == 3
+    # a new run in the same folder is refused, as is changing the recipe of a resumed run
+    assert wtrain.main(_cli(stems_root, tmp_path, "--out", str(run))) == 1
+    assert "--resume" in capsys.readouterr().err
+    assert wtrain.main(["--resume", str(run), "--lr", "0.1"]) == 1
+    assert "--lr cannot change" in capsys.readouterr().err
+    # resume from the run directory alone; runtime options may change
+    assert wtrain.main(["--resume", str(run), "--max-epochs", "2", "--finetune-max-epochs", "1",
+                        "--no-progress"]) == 0
+    state = _last(run)["training"]["state"]
+    assert state["finished"] and state["epoch"] == 3 and state["step"] == 6
+    model = wavesep.load_model(run)
+    assert model.metadata["training_args"]["output_samples"] == 512
+
+
+def test_cli_sigterm_in_a_subprocess_writes_a_resumable_checkpoint(stems_root, tmp_path):
+    run = tmp_path / "run"
+    cmd = [sys.executable, str(REPO / "train.py"),
+           *_cli(stems_root, tmp_path, "--out", str(run), "--epoch-iterations", "1000000")]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        history = run / wtrain.HISTORY_NAME
+        for _ in range(600):  # the run has started once its "start" record is written
+            if history.exists() or proc.poll() is not None:
+                break
+            subprocess.run(["sleep", "0.1"])
+        assert history.exists(), proc.stderr.read() if proc.poll() is not None else "no start record"
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    err = proc.stderr.read()
+    assert code == 128 + signal.SIGTERM, err
+    assert "SIGTERM" in err and "--resume" in err
+    state = _last(run)["training"]["state"]
+    assert state["step"] >= 1 and not state["finished"]
+    assert wtrain.main(["--resume", str(run), "--max-steps", str(state["step"] + 1), "--no-progress"]) == 0
+    assert _last(run)["training"]["state"]["step"] == state["step"] + 1
+
+
+def test_cli_usage_errors(capsys, tmp_path):
+    assert wtrain.main(["--resume", str(tmp_path / "nothing")]) == 1
+    assert "no last.pt to resume from" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        wtrain.main(["--preset", "tiny", "--out", "x"])
+    assert "--musdb ROOT" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        wtrain.main(["--preset", "tiny", "--synthetic", "x"])
+    assert "--out RUN_DIR" in capsys.readouterr().err
