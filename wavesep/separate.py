@@ -150,6 +150,8 @@ def build_parser() -> argparse.ArgumentParser:
         "first (the model's number of first channels) or split (each channel separated on its "
         "own, all channels kept)",
     )
+    p.add_argument("--spectrogram", action="store_true",
+                   help="also write <track>/spectrograms.png: the mixture and each stem, one above the other")
     p.add_argument("-q", "--quiet", action="store_true", help="print only errors and the summary")
     return p
 
@@ -232,9 +234,14 @@ def main(argv=None) -> int:
     def run_one(index: int, track: Track) -> Optional[str]:
         start = time.perf_counter()
         try:
-            stems, rate = _separate_track(separator, track.path)
+            stems, rate, mixture = _separate_track(separator, track.path)
             folder = model_dir / track.name
             save_stems(stems, folder, rate, encoding=args.encoding, extension=extension)
+            if args.spectrogram:
+                from .plot import save_spectrograms
+
+                save_spectrograms(folder / "spectrograms.png", mixture, stems, rate,
+                                  title=f"{track.name} ({separator.name})")
         except WavesepError as exc:
             message = str(exc)
         except Exception as exc:  # a bug: report it fully, but keep going with the other files
@@ -275,11 +282,11 @@ def main(argv=None) -> int:
 
 
 def _separate_track(separator: Separator, path: Path) -> tuple:
-    """(stems, sample rate) of one file; the rate is returned rather than read from the shared
-    separator, which parallel jobs would race on."""
+    """(stems, sample rate, mixture (C, T)) of one file; the rate is returned rather than read from
+    the shared separator, which parallel jobs would race on."""
     wav, rate = read(path)
     try:
-        return separator.separate_tensor(wav, rate), rate
+        return separator.separate_tensor(wav, rate), rate, wav
     except WavesepError as exc:
         raise type(exc)(f"{path}: {exc}") from None
 
