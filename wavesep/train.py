@@ -902,7 +902,7 @@ def train(
 
 # Options that define the run: fixed once it has started, so --resume refuses to change them.
 _RUN_DEFINING = ("preset", "task", "seed", "batch_size", "lr", "epoch_iterations", "output_samples",
-                 "output_seconds", "augment", "finetune_batch_size", "finetune_lr", "is_wav")
+                 "output_seconds", "augment", "remix", "finetune_batch_size", "finetune_lr", "is_wav")
 
 # Options of one invocation: a resumed run takes them from its own command line (or defaults).
 _PER_INVOCATION = ("max_steps", "max_minutes", "device", "progress", "threads")
@@ -910,7 +910,7 @@ _PER_INVOCATION = ("max_steps", "max_minutes", "device", "progress", "threads")
 _DEFAULTS = {
     "preset": "M4", "task": None, "out": None, "resume": None, "device": "auto",
     "output_samples": None, "output_seconds": None, "is_wav": False, "cache_dir": None,
-    "valid_windows": None, "augment": True, "seed": 0, "batch_size": 16, "lr": 1e-4,
+    "valid_windows": None, "augment": True, "remix": False, "seed": 0, "batch_size": 16, "lr": 1e-4,
     "epoch_iterations": 2000, "patience": 20, "max_epochs": None, "finetune": True,
     "finetune_batch_size": 32, "finetune_lr": 1e-5, "finetune_patience": 20,
     "finetune_max_epochs": None, "valid_batch_size": None, "workers": 2, "max_steps": None,
@@ -936,7 +936,10 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--cache-dir", metavar="DIR", help="cache of decoded/resampled audio")
     data.add_argument("--valid-windows", type=int, metavar="N", help="number of validation windows")
     data.add_argument("--augment", action=argparse.BooleanOptionalAction,
-                      help="random source gains and mixture rebuild (default: on)")
+                      help="random source gains, channel swap and sign flip, mixture rebuilt as the "
+                      "sum of the stems (default: on)")
+    data.add_argument("--remix", action=argparse.BooleanOptionalAction,
+                      help="with --augment, also build windows from stems of different tracks (default: off)")
 
     run = p.add_argument_group("run")
     run.add_argument("--preset", choices=presets.names(), help="model preset (default M4)")
@@ -1012,7 +1015,10 @@ def build_datasets_from_args(args, model: WaveUNet) -> tuple:
 
     # Every rank builds its datasets; the decode cache is written atomically, so concurrent
     # builders are safe (a second run, or ranks after the first, hit the cache).
-    kwargs = {"is_wav": args.is_wav, "seed": args.seed, "cache_dir": args.cache_dir, "augment": args.augment,
+    augment = args.augment
+    if augment and getattr(args, "remix", False):
+        augment = data.AugmentConfig(remix=True)
+    kwargs = {"is_wav": args.is_wav, "seed": args.seed, "cache_dir": args.cache_dir, "augment": augment,
               "output_samples": _output_samples(args, model.sample_rate), "progress": _dist_info()[0] == 0}
     if args.valid_windows is not None:
         kwargs["valid_windows"] = args.valid_windows
