@@ -4,7 +4,7 @@ It renders held-out test song 1 of the sampled corpus (seed 0, 48 s songs, the s
 `sampled-s0-test-0001` in the default model's corpus: a piece never used for training) and keeps
 an excerpt with singing, as 16-bit FLAC at 44.1 kHz stereo (under 1 MB).
 
-    python scripts/make_demo.py [--out wavesep/resources/demo.flac] [--start 12 --seconds 10]
+    python scripts/make_demo.py [--out wavesep/resources/demo.flac] [--start 20 --seconds 8]
 
 Needs the sampled renderer's packages (README: "Rendered corpus").
 """
@@ -19,8 +19,8 @@ from wavesep import audio, synth
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "wavesep/resources/demo.flac"))
-    p.add_argument("--start", type=float, default=12.0, help="excerpt start (s)")
-    p.add_argument("--seconds", type=float, default=10.0, help="excerpt length (s)")
+    p.add_argument("--start", type=float, default=20.0, help="excerpt start (s)")
+    p.add_argument("--seconds", type=float, default=8.0, help="excerpt length (s)")
     args = p.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         synth.build_corpus(tmp, tracks=0, seconds=48, seed=0, valid_tracks=0, test_tracks=2, renderer="sampled")
