@@ -96,7 +96,9 @@ def test_our_files_follow_the_museval_schema(result_folder):
     schema_path = os.path.join(os.path.dirname(museval.__file__), "musdb.schema.json")
     with open(schema_path) as f:
         schema = json.load(f)
-    for path in (folder / "test").glob("*.json"):
+    paths = sorted((folder / "test").glob("*.json"))
+    assert paths, "the fixture wrote no result file"
+    for path in paths:
         with open(path) as f:
             jsonschema.validate(json.load(f), schema)
 

@@ -176,15 +176,29 @@ def test_resampled_path_equals_whole_signal_resampling(rate, monkeypatch):
     assert (out - ref).abs().max() <= TOL
 
 
-def test_resampled_difference_stems_add_up_to_the_mixture():
-    model = make_model(sources=4)
+@pytest.mark.parametrize("sources, residual, expected", [
+    (4, None, 2),            # bass, drums, other, vocals: "other" takes the residual by default
+    (4, "vocals", 3),
+    (2, None, 0),            # accompaniment, vocals: "accompaniment" by default
+    (2, "vocals", 1),
+])
+def test_resampled_difference_stems_add_up_to_the_mixture(sources, residual, expected):
+    model = make_model(sources=sources)
     mix = noise(2, 7001, scale=0.3)
-    out = separate(model, mix, 44100, segment_seconds=0.05, device="cpu")
-    assert out.shape == (4, 2, 7001)
+    out = separate(model, mix, 44100, segment_seconds=0.05, device="cpu", residual_source=residual)
+    assert out.shape == (sources, 2, 7001)
     assert (out.sum(dim=0) - mix).abs().max() <= TOL
-    # The others are the model's estimates resampled back (only the last one is completed).
+    # The others are the model's estimates resampled back; only the residual source is completed.
     ref = audio.resample(whole_pass(model, audio.resample(mix, 44100, RATE)[None])[0], RATE, 44100)
-    assert (out[:-1] - ref[:-1, :, :7001]).abs().max() <= TOL
+    others = [s for s in range(sources) if s != expected]
+    assert (out[others] - ref[others, :, :7001]).abs().max() <= TOL
+    # The residual source holds what the model cannot represent above its Nyquist frequency.
+    assert (out[expected] - ref[expected, :, :7001]).abs().max() > TOL
+
+
+def test_unknown_residual_source_is_refused():
+    with pytest.raises(ValueError, match="residual_source"):
+        separate(make_model(), noise(2, 1000), 44100, device="cpu", residual_source="drums")
 
 
 # ------------------------------------------------------------------------------ channels

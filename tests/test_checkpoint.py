@@ -78,15 +78,21 @@ def test_write_is_atomic_and_keeps_the_previous_file(tmp_path, monkeypatch):
     model = _model()
     path = checkpoint.save(tmp_path / "last.pt", model)
     before = path.read_bytes()
+    real_save = torch.save
 
-    def crash(*args, **kwargs):
-        raise KeyboardInterrupt  # killed in the middle of writing
+    def killed_half_way(obj, f, *args, **kwargs):
+        real_save({"partial": torch.zeros(1000)}, f)  # bytes reach the file being written...
+        f.flush()
+        raise KeyboardInterrupt  # ...then the process is interrupted
 
-    monkeypatch.setattr(torch, "save", crash)
+    monkeypatch.setattr(torch, "save", killed_half_way)
     with pytest.raises(KeyboardInterrupt):
         checkpoint.save(path, _model(filters=4))
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]  # no temporary file left behind
+    monkeypatch.setattr(torch, "save", real_save)
+    assert load_model(path).config == model.config
+    assert oct(path.stat().st_mode & 0o777) != oct(0o600)  # usual permissions, not mkstemp's
 
 
 def test_metadata_must_be_plain_data(tmp_path):

@@ -168,8 +168,13 @@ def test_difference_head_sums_exactly_to_cropped_mixture():
     assert sum(p.numel() for p in head.parameters()) == (6 + 2) * 2 * 3 + 2 * 3
 
 
-def test_direct_head_shapes():
+def test_direct_head_shapes_and_activation():
     head = DirectOutput(in_channels=6, audio_channels=1, num_sources=2, activation="tanh")
-    y = head(torch.randn(2, 6, 10), torch.randn(2, 1, 14))
+    linear = DirectOutput(in_channels=6, audio_channels=1, num_sources=2, activation="linear")
+    linear.load_state_dict(head.state_dict())
+    feats, mix = torch.randn(2, 6, 10) * 5, torch.randn(2, 1, 14)
+    y = head(feats, mix)
     assert y.shape == (2, 2, 1, 10)
-    assert y.abs().max() <= 1
+    z = linear(feats, mix)
+    assert z.abs().max() > 1  # the test input drives the pre-activation beyond the tanh range
+    assert torch.allclose(y, torch.tanh(z))

@@ -508,3 +508,46 @@ def test_cli_usage_errors(capsys, tmp_path):
     with pytest.raises(SystemExit):
         wtrain.main(["--preset", "tiny", "--synthetic", "x"])
     assert "--out RUN_DIR" in capsys.readouterr().err
+
+
+def test_unknown_device_is_a_clear_error(stems_root, tmp_path, capsys):
+    assert wtrain.main(_cli(stems_root, tmp_path, "--out", str(tmp_path / "r"), "--device", "tpu")) != 0
+    assert "unknown device 'tpu'" in capsys.readouterr().err
+
+
+class ToyValidTracks(ToyWindows):
+    """Validation windows plus three whole 2 s tracks: vocals = smoothed noise, accompaniment =
+    white noise (independent references, so BSS Eval is well posed)."""
+
+    def tracks(self, limit=None):
+        g = torch.Generator().manual_seed(5)
+        kernel = torch.ones(1, 1, 9) / 9
+        out = []
+        for k in range(3):
+            vocals = torch.nn.functional.conv1d(torch.randn(2, 1, 44108, generator=g), kernel)[:, 0] * 0.8
+            accompaniment = 0.2 * torch.randn(2, 44100, generator=g)
+            out.append((f"t{k}", vocals + accompaniment, torch.stack([accompaniment, vocals])))
+        return out[:limit]
+
+
+def test_a_few_validation_tracks_are_scored_with_bss_eval(tmp_path):
+    from wavesep.apply import separate
+    from wavesep.metrics import bss_eval_v4
+
+    model = _model()
+    train_set, _ = _data(model)
+    valid_set = ToyValidTracks(model, seed=99, count=6)
+    config = _config(epoch_iterations=3, max_epochs=1, finetune=False, valid_tracks=2, valid_track_seconds=1.5)
+    train(model, train_set, valid_set, tmp_path / "run", config)
+    logged = [r for r in _history(tmp_path / "run") if r["type"] == "epoch"][0]["valid_track_sdr_db"]
+    # the same figure computed independently from the trained model (the epoch ended the run)
+    medians = []
+    for _, mix, targets in valid_set.tracks(2):
+        mix, targets = mix[..., :33075], targets[..., :33075]
+        est = separate(model, mix, model.sample_rate, device="cpu")
+        sdr = bss_eval_v4(targets.permute(0, 2, 1).numpy(), est.permute(0, 2, 1).numpy(), model.sample_rate)[0]
+        medians.append(np.nanmedian(sdr, axis=1))
+    want = np.median(np.stack(medians), axis=0)
+    assert set(logged) == {"accompaniment", "vocals"}
+    assert logged["accompaniment"] == pytest.approx(want[0], abs=1e-6)
+    assert logged["vocals"] == pytest.approx(want[1], abs=1e-6)

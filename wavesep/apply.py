@@ -541,6 +541,7 @@ def separate(
     clip: str = "none",
     progress: Optional[ProgressFn] = None,
     channel_policy: str = "error",
+    residual_source: Optional[str] = None,
 ) -> Tensor:
     """Separates a whole mixture of any length.
 
@@ -567,6 +568,10 @@ def separate(
             estimates averaged back: all the input's channels are kept). Whatever the policy, a
             mono input to a stereo model is duplicated and the estimates averaged back to mono,
             and a stereo input to a mono model is separated channel by channel.
+        residual_source: with a "difference"-output model and resampling, the source that
+            receives the mixture minus the others at the input rate, and so everything above the
+            model's Nyquist frequency (cymbals, air, sibilance). None: "accompaniment" if the model
+            has it, else "other", else the model's last source.
 
     Returns:
         Estimates (S, C_out, T) or (B, S, C_out, T), float32 on the CPU, sources in
@@ -574,8 +579,8 @@ def separate(
         the input's channel count (the model's with the "first" and "downmix" policies). At the
         model's rate the result equals one forward pass over the whole zero-padded mixture up to
         float rounding. When resampling, the estimates of a "difference"-output model are made
-        to add up exactly to the mixture: the last source is the mixture minus the others at the
-        input rate (so it also holds what lies above the model's Nyquist frequency).
+        to add up exactly to the mixture: ``residual_source`` is the mixture minus the others at
+        the input rate (so it also holds what lies above the model's Nyquist frequency).
 
     Raises:
         AudioError: NaN/Inf samples, or a channel layout the policy refuses.
@@ -597,6 +602,7 @@ def separate(
     if not segment_seconds or not segment_seconds > 0:
         raise ValueError(f"segment_seconds must be > 0, got {segment_seconds}")
     dev = resolve_device(device)
+    residual = _residual_index(model, residual_source)
 
     single = mix.dim() == 2
     batched = (mix.unsqueeze(0) if single else mix).detach().to("cpu", torch.float32)  # (B, C, T)
@@ -607,13 +613,27 @@ def separate(
     if length > 0:
         _run(model, items, out, sample_rate, dev, segment_seconds, batch_size, precision, progress)
         if sample_rate != model.sample_rate and model.config.output == "difference":
+            others = [s for s in range(model.num_sources) if s != residual]
             for b in range(batch):
                 for sl in _blocks(length):
-                    out[b, -1, :, sl] = mix_out[b, :, sl] - out[b, :-1, :, sl].sum(dim=0)
+                    out[b, residual, :, sl] = mix_out[b, :, sl] - out[b, others, :, sl].sum(dim=0)
         clip_stems(out, clip)
     elif progress is not None:
         progress(1.0)
     return out[0] if single else out
+
+
+def _residual_index(model: WaveUNet, name: Optional[str]) -> int:
+    """Index of the source that takes the resampling residual (see :func:`separate`)."""
+    sources = list(model.sources)
+    if name is None:
+        for candidate in ("accompaniment", "other"):
+            if candidate in sources:
+                return sources.index(candidate)
+        return len(sources) - 1
+    if name not in sources:
+        raise ValueError(f"residual_source {name!r} is not one of the model's sources {sources}")
+    return sources.index(name)
 
 
 def _run(model, items, out, sample_rate, dev, segment_seconds, batch_size, precision, progress):

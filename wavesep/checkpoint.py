@@ -18,12 +18,12 @@ so a process killed at any moment leaves the previous file intact.
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Mapping, Optional
 
 import torch
 
+from .atomic import atomic_open
 from .errors import CheckpointError
 from .model import WaveUNet, WaveUNetConfig
 
@@ -36,18 +36,8 @@ LAST_NAME = "last.pt"
 def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
     """``torch.save(obj)`` to ``path`` through a temporary file and a rename."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_open(path, "wb") as f:
+        torch.save(obj, f)
     return path
 
 

@@ -25,7 +25,6 @@ import hashlib
 import json
 import os
 import re
-import tempfile
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +33,7 @@ from typing import Optional
 import numpy as np
 
 from . import audio
+from .atomic import atomic_open
 from .data_tracks import TrackSpec
 from .errors import AudioError, DataError
 
@@ -207,26 +207,16 @@ def _open_entry(path: Path) -> Optional[np.ndarray]:
 def _write_entry(cache_dir: Path, path: Path, data: np.ndarray) -> None:
     try:
         cache_dir.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix="." + path.name, suffix=".tmp", dir=cache_dir)
     except OSError as e:
         raise DataError(
             f"cannot write to the data cache folder {cache_dir}: {e.strerror or e}; "
             "pass another cache_dir (or set WAVESEP_CACHE)"
         ) from None
     try:
-        with os.fdopen(fd, "wb") as f:
+        with atomic_open(path, "wb") as f:
             np.save(f, data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException as e:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        if isinstance(e, OSError):
-            raise DataError(f"cannot write the cache entry {path}: {e.strerror or e} (disk full?)") from None
-        raise
+    except OSError as e:
+        raise DataError(f"cannot write the cache entry {path}: {e.strerror or e} (disk full?)") from None
 
 
 def decode_track(spec: TrackSpec, sample_rate: Optional[int], channels: Optional[int]):

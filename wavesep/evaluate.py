@@ -64,7 +64,6 @@ import multiprocessing
 import os
 import re
 import sys
-import tempfile
 import time
 import warnings
 from dataclasses import dataclass
@@ -75,6 +74,7 @@ import numpy as np
 import torch
 
 from wavesep import __version__, audio
+from wavesep.atomic import atomic_path
 from wavesep.data import list_tracks
 from wavesep.data_tracks import AUDIO_EXTENSIONS, TrackSpec
 from wavesep.errors import AudioError, CheckpointError, DataError, DependencyError, WavesepError
@@ -1083,16 +1083,8 @@ def plot_sdr_boxplot(
         axes.legend(handles=handles, fontsize="small", loc="best")
     figure.tight_layout()
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".png", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path, suffix=".png") as tmp:
         figure.savefig(tmp, format="png", dpi=100)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
     return path
 
 

@@ -7,12 +7,13 @@ needs a display.
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Mapping
 
 import numpy as np
 import torch
+
+from .atomic import atomic_path
 
 
 def log_spectrogram(wav: torch.Tensor, sample_rate: int, n_fft: int = 2048, hop: int = 512) -> np.ndarray:
@@ -70,14 +71,9 @@ def save_spectrograms(
     if title:
         fig.suptitle(title)
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
-    os.close(fd)
     try:
-        fig.savefig(tmp, dpi=100)
-        os.replace(tmp, path)
+        with atomic_path(path, suffix=".png") as tmp:
+            fig.savefig(tmp, dpi=100)
     finally:
         plt.close(fig)
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return path

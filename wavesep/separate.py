@@ -292,3 +292,7 @@ def _separate_track(separator: Separator, path: Path) -> tuple:
 
 
 __all__ = ["FOLDER_EXTENSIONS", "Track", "build_parser", "collect_tracks", "main"]
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -55,6 +55,7 @@ from typing import Optional, Sequence, Union
 
 import numpy as np
 
+from wavesep.atomic import write_text
 from wavesep.errors import DataError, DependencyError, WavesepError
 
 RENDERERS = {"oscillator": "wavesep.synth_oscillator", "sampled": "wavesep.sampled"}
@@ -419,18 +420,7 @@ def _progress_bar(total: int, done: int, enabled: bool):
 
 def _write_text(path: Path, text: str) -> None:
     """Write `text` to `path` atomically (temporary file in the same folder, then rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    write_text(path, text)
 
 
 def _write_json(path: Path, data) -> None:

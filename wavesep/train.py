@@ -39,7 +39,6 @@ import os
 import random
 import signal
 import sys
-import tempfile
 import threading
 import time
 import warnings
@@ -55,6 +54,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader
 
 from . import checkpoint
+from .atomic import write_text
 from .errors import CheckpointError, DataError, WavesepError
 from .model import MULTI_TASK, VOCALS_TASK, WaveUNet, WaveUNetConfig, presets
 
@@ -80,6 +80,9 @@ class TrainConfig:
         finetune_batch_size, finetune_lr, finetune_patience, finetune_max_epochs: the same for
             the fine-tuning stage (finetune_max_epochs None: ``max_epochs``).
         valid_batch_size: windows per validation batch (None: the current training batch).
+        valid_tracks: whole validation tracks separated after every epoch for the logged
+            BSS Eval v4 SDR (first ``valid_track_seconds`` of each; 0: none). Logged only: early
+            stopping uses the validation loss.
         workers: DataLoader worker processes per rank (0: load in the training process).
         seed: seeds the RNGs at the start of a fresh run (the datasets carry their own seed).
         max_steps: stop after this many iterations of the whole run, with a resumable
@@ -104,6 +107,8 @@ class TrainConfig:
     finetune_patience: int = 20
     finetune_max_epochs: Optional[int] = None
     valid_batch_size: Optional[int] = None
+    valid_tracks: int = 3
+    valid_track_seconds: float = 30.0
     workers: int = 0
     seed: int = 0
     max_steps: Optional[int] = None
@@ -201,17 +206,7 @@ class _State:
 
 
 def _atomic_write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    write_text(path, text)
 
 
 def _to_cpu(obj: Any) -> Any:
@@ -238,7 +233,10 @@ def resolve_device(name: str = "auto", local_rank: int = 0) -> torch.device:
             raise ValueError(f"device {name!r} requested but CUDA is not available; use --device cpu")
         if name == "cuda":
             return torch.device("cuda", local_rank % torch.cuda.device_count())
-    return torch.device(name)
+    try:
+        return torch.device(name)
+    except RuntimeError:
+        raise ValueError(f"unknown device {name!r}; use auto, cpu, cuda or cuda:N") from None
 
 
 def _dist_info() -> tuple:
@@ -669,6 +667,34 @@ class _Trainer:
         return loss_mean, nonfinite, flags[2] > 0, flags[3] > 0, flags[4] > 0, batch / dt
 
     # ------------------------------------------------------------------ epochs and stages
+    def _track_sdr(self) -> dict:
+        """{source: dB}: BSS Eval v4 SDR of the first few whole validation tracks (median over
+        1 s frames per track, then median over tracks). Rank 0 only; logged, never decisive."""
+        cfg = self.config
+        tracks = getattr(self.valid_set, "tracks", None)
+        if not self.is_main or cfg.valid_tracks <= 0 or tracks is None:
+            return {}
+        from .apply import separate
+        from .metrics import bss_eval_v4
+
+        rate = self.model.sample_rate
+        keep = max(1, int(cfg.valid_track_seconds * rate))
+        medians = {name: [] for name in self.model.sources}
+        for _, mix, targets in tracks(cfg.valid_tracks):
+            mix, targets = mix[..., :keep], targets[..., :keep]  # (C, T), (S, C, T)
+            est = separate(self.model, mix, rate, device=self.device)  # (S, C, T)
+            try:
+                sdr = bss_eval_v4(targets.permute(0, 2, 1).numpy(), est.permute(0, 2, 1).numpy(), rate)[0]
+            except (WavesepError, np.linalg.LinAlgError):
+                continue  # a silent source or degenerate signals: BSS Eval is undefined there
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN frames
+                for s, name in enumerate(self.model.sources):
+                    medians[name].append(float(np.nanmedian(sdr[s])))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            return {name: float(np.nanmedian(v)) for name, v in medians.items() if v}
+
     def _end_epoch(self) -> None:
         self._close_progress()
         st, cfg = self.state, self.config
@@ -707,7 +733,12 @@ class _Trainer:
             "nonfinite_total": st.nonfinite_total,
             "time": time.time(),
         }
+        track_sdr = self._track_sdr()
+        if track_sdr:
+            record["valid_track_sdr_db"] = {k: _finite_or_none(v) for k, v in track_sdr.items()}
         self._record(record)
+        for name, value in track_sdr.items():
+            self._scalar(f"valid/sdr_bss_v4_tracks/{name}", value, st.step)
         self._scalar("train/epoch_loss", train_loss, st.step)
         self._scalar("valid/loss", loss, st.step)
         self._scalar("lr", lr, st.step)
@@ -901,19 +932,20 @@ def train(
 # ---------------------------------------------------------------------- command line
 
 # Options that define the run: fixed once it has started, so --resume refuses to change them.
-_RUN_DEFINING = ("preset", "task", "seed", "batch_size", "lr", "epoch_iterations", "output_samples",
+_RUN_DEFINING = ("preset", "task", "sources", "seed", "batch_size", "lr", "epoch_iterations", "output_samples",
                  "output_seconds", "augment", "remix", "finetune_batch_size", "finetune_lr", "is_wav")
 
 # Options of one invocation: a resumed run takes them from its own command line (or defaults).
 _PER_INVOCATION = ("max_steps", "max_minutes", "device", "progress", "threads")
 
 _DEFAULTS = {
-    "preset": "M4", "task": None, "out": None, "resume": None, "device": "auto",
+    "preset": "M4", "task": None, "sources": None, "out": None, "resume": None, "device": "auto",
     "output_samples": None, "output_seconds": None, "is_wav": False, "cache_dir": None,
     "valid_windows": None, "augment": True, "remix": False, "seed": 0, "batch_size": 16, "lr": 1e-4,
     "epoch_iterations": 2000, "patience": 20, "max_epochs": None, "finetune": True,
     "finetune_batch_size": 32, "finetune_lr": 1e-5, "finetune_patience": 20,
-    "finetune_max_epochs": None, "valid_batch_size": None, "workers": 2, "max_steps": None,
+    "finetune_max_epochs": None, "valid_batch_size": None, "valid_tracks": 3,
+    "valid_track_seconds": 30.0, "workers": 2, "max_steps": None,
     "max_minutes": None, "max_nonfinite": 5, "checkpoint_minutes": 10.0, "progress": True,
     "tensorboard": True, "musdb": None, "stems": None, "synthetic": None, "threads": None,
 }
@@ -936,8 +968,8 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--cache-dir", metavar="DIR", help="cache of decoded/resampled audio")
     data.add_argument("--valid-windows", type=int, metavar="N", help="number of validation windows")
     data.add_argument("--augment", action=argparse.BooleanOptionalAction,
-                      help="random source gains, channel swap and sign flip, mixture rebuilt as the "
-                      "sum of the stems (default: on)")
+                      help="random source gains U(0.7, 1.0), mixture rebuilt as the sum of the stems "
+                      "(the paper's; other presets also swap channels and flip signs) (default: on)")
     data.add_argument("--remix", action=argparse.BooleanOptionalAction,
                       help="with --augment, also build windows from stems of different tracks (default: off)")
 
@@ -945,6 +977,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--preset", choices=presets.names(), help="model preset (default M4)")
     run.add_argument("--task", choices=sorted(TASKS), help="vocals (accompaniment, vocals) or multi "
                      "(bass, drums, other, vocals); default: the preset's sources")
+    run.add_argument("--sources", nargs="+", metavar="NAME",
+                     help="instead of --task: the model's sources, named like the stem files of "
+                     "--stems tracks (with a difference output the last one is mix minus the others)")
     run.add_argument("--out", metavar="RUN_DIR", help="new run directory (checkpoints, logs)")
     run.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR exactly")
     run.add_argument("--device", help="auto (default), cpu, cuda or cuda:K")
@@ -967,6 +1002,11 @@ def build_parser() -> argparse.ArgumentParser:
     recipe.add_argument("--finetune-patience", type=int, help="patience of fine-tuning (20)")
     recipe.add_argument("--finetune-max-epochs", type=int, help="cap on fine-tuning epochs (--max-epochs)")
     recipe.add_argument("--valid-batch-size", type=int, help="validation windows per batch and rank")
+    recipe.add_argument("--valid-tracks", type=int, metavar="N",
+                        help="whole validation tracks scored with BSS Eval v4 after each epoch, for the "
+                        "logs only (default 3; 0: none)")
+    recipe.add_argument("--valid-track-seconds", type=float, metavar="S",
+                        help="seconds of each of those tracks (default 30)")
 
     rt = p.add_argument_group("runtime")
     rt.add_argument("--workers", type=int, help="DataLoader workers per process (2)")
@@ -1018,6 +1058,9 @@ def build_datasets_from_args(args, model: WaveUNet) -> tuple:
     augment = args.augment
     if augment and getattr(args, "remix", False):
         augment = data.AugmentConfig(remix=True)
+    elif augment and str(args.preset).startswith("M"):
+        # The paper's presets get the paper's augmentation: source gains U(0.7, 1.0) only.
+        augment = data.AugmentConfig.paper()
     kwargs = {"is_wav": args.is_wav, "seed": args.seed, "cache_dir": args.cache_dir, "augment": augment,
               "output_samples": _output_samples(args, model.sample_rate), "progress": _dist_info()[0] == 0}
     if args.valid_windows is not None:
@@ -1025,11 +1068,9 @@ def build_datasets_from_args(args, model: WaveUNet) -> tuple:
     return data.build_datasets(args.dataset, args.root, args.task, model, **kwargs)
 
 
-def _task_of(sources) -> str:
-    for name, task in TASKS.items():
-        if tuple(sources) == task:
-            return name
-    return "vocals" if len(sources) == 2 else "multi"
+def _task_name(sources) -> Optional[str]:
+    """The task whose targets are exactly ``sources`` (in order), else None."""
+    return next((name for name, task in TASKS.items() if tuple(sources) == task), None)
 
 
 def _stored_run(run_dir: Path) -> dict:
@@ -1093,9 +1134,12 @@ def _prepare(args, given: set) -> tuple:
             "or choose another --out"
         )
     config = presets.get(args.preset)
-    if args.task is None:
-        args.task = _task_of(config.sources)
-    config = config.replace(sources=TASKS[args.task])
+    if args.task is not None:
+        config = config.replace(sources=TASKS[args.task])
+    elif getattr(args, "sources", None):
+        config = config.replace(sources=tuple(args.sources))
+    # Without --task the preset's sources are kept in their order; the data module matches
+    # targets to stems by name (e.g. "accompaniment" = every stem but vocals).
     torch.manual_seed(args.seed)
     return WaveUNet(config), run_dir, False
 
@@ -1121,7 +1165,7 @@ def main(argv=None) -> int:
         if "progress" not in given and not sys.stderr.isatty():
             config.progress = False  # a progress bar in a log file is noise; epochs are still printed
         train_set, valid_set = build_datasets_from_args(args, model)
-        metadata = {"preset": args.preset, "task": args.task, "dataset": args.dataset,
+        metadata = {"preset": args.preset, "task": args.task or _task_name(model.sources), "dataset": args.dataset,
                     "training_args": _plain_args(args)}
         if resolve_device(config.device).type == "cuda":
             torch.backends.cudnn.benchmark = True  # fixed window shapes: let cuDNN pick its fastest kernels

@@ -38,11 +38,8 @@ Shape legend: N evaluation frames of a track.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
-import os
-import tempfile
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -50,6 +47,7 @@ from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
+from wavesep.atomic import write_text
 from wavesep.errors import DataError
 
 __all__ = [
@@ -239,21 +237,7 @@ def write_json(path, document: Mapping) -> Path:
     Returns:
         The written path.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(document, indent=2, allow_nan=True)  # NaN literals, as museval writes
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    return path
+    return write_text(path, json.dumps(document, indent=2, allow_nan=True))  # NaN literals, as museval writes
 
 
 # ---------------------------------------------------------------------- reading
