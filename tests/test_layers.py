@@ -178,3 +178,18 @@ def test_direct_head_shapes_and_activation():
     z = linear(feats, mix)
     assert z.abs().max() > 1  # the test input drives the pre-activation beyond the tanh range
     assert torch.allclose(y, torch.tanh(z))
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"padding": 3}, {"stride": 2}, {"dilation": 3, "padding": "same"},
+                                    {"stride": 3, "dilation": 2, "padding": 1}])
+def test_zero_mean_conv_length_arithmetic_matches_forward(kwargs):
+    conv = ZeroMeanConv1d(1, 2, 7, **kwargs)
+    for n in range(conv.input_length(1), 60):
+        assert conv(torch.randn(1, 1, n)).shape[-1] == conv.output_length(n)
+    for want in [1, 5, 20]:
+        m = conv.input_length(want)
+        assert conv.output_length(m) >= want
+        assert m == 1 or conv.input_length(1) > m - 1 or conv.output_length(m - 1) < want
+    if not kwargs:
+        with pytest.raises(ValueError):
+            conv.output_length(6)

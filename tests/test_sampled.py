@@ -252,25 +252,32 @@ def test_corpus_statistics_of_a_written_song(song, tmp_path):
                                              {o["program"] for o in info["other_instruments"]})
 
 
-@pytest.mark.skipif(importlib.util.find_spec("wavesep.synth") is None,
-                    reason="wavesep.synth (the corpus writer) does not exist yet")
-def test_corpus_writer_end_to_end(tmp_path):
+def test_corpus_writer_end_to_end_read_back_by_musdb(tmp_path):
     _require_renderer()
+    import json
+
+    import musdb
     import soundfile as sf
     from wavesep import synth
     out = tmp_path / "corpus"
-    synth.main([str(out), "--renderer", "sampled", "--tracks", "1", "--seconds", "6",
-                "--seed", "5", "--valid-tracks", "1", "--test-tracks", "1", "--jobs", "1"])
-    tracks = [p for split in ("train", "valid", "test") if (out / split).is_dir()
-              for p in (out / split).iterdir()]
-    assert len(tracks) == 3
-    for t in tracks:
-        names = sorted(os.listdir(t))
-        assert not [n for n in names if (t / n).is_dir()], f"sub-folder in {t}"
-        stems = {n[:-4]: sf.read(t / n, dtype="float64")[0] for n in names if n.endswith(".wav")}
-        assert {"mixture", "vocals", "drums", "bass", "other"} <= set(stems)
-        total = stems["vocals"] + stems["drums"] + stems["bass"] + stems["other"]
-        assert np.abs(total - stems["mixture"]).max() < 4 / 32768
+    assert synth.main([str(out), "--renderer", "sampled", "--tracks", "1", "--seconds", "6",
+                       "--seed", "5", "--valid-tracks", "1", "--test-tracks", "1", "--jobs", "1",
+                       "--quiet"]) == 0
+    splits = json.loads((out / "splits.json").read_text())
+    assert [len(splits[k]) for k in ("train", "valid", "test")] == [1, 1, 1]
+    for subset, expected in (("train", splits["train"] + splits["valid"]), ("test", splits["test"])):
+        db = musdb.DB(root=str(out), is_wav=True, subsets=subset)
+        assert sorted(t.name for t in db) == sorted(expected)
+        for track in db:
+            assert track.rate == 44100 and track.audio.shape == (6 * 44100, 2)
+            folder = out / subset / track.name
+            assert not [p for p in folder.iterdir() if p.is_dir()], f"sub-folder in {folder}"
+            # 16-bit files: the mixture is exactly the integer sum of the stems
+            ints = {n: sf.read(folder / f"{n}.wav", dtype="int16")[0].astype(np.int32)
+                    for n in ("mixture", "vocals", "drums", "bass", "other")}
+            assert np.array_equal(ints["mixture"], ints["vocals"] + ints["drums"] + ints["bass"] + ints["other"])
+            for name in ("vocals", "drums", "bass", "other"):
+                assert np.abs(track.targets[name].audio).max() > 0, f"{name} silent in {track.name}"
 
 
 @pytest.mark.parametrize("kind,gain_db", [("low", 3.0), ("low", -2.5), ("high", 4.0),

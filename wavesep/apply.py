@@ -49,10 +49,8 @@ PRECISIONS = (None, "float32", "float16", "bfloat16")
 # "split" (each input channel separated on its own) is added to the policies of wavesep.audio.
 CHANNEL_POLICIES = tuple(audio.CHANNEL_POLICIES) + ("split",)
 
-# wavesep.audio.resample uses a windowed sinc with 64 zero crossings of the lower Nyquist on each
-# side; blocks are resampled with twice that reach as margin (the tests check block results
-# against whole-signal resampling, so a longer filter there would be caught).
-_RESAMPLE_ZERO_CROSSINGS = 64
+# Blocks are resampled with twice the reach of wavesep.audio.resample's filter as margin (the
+# tests check block results against whole-signal resampling).
 _MARGIN_FACTOR = 2
 # Samples per step of the element-wise passes over whole tracks (finite check, clipping): keeps
 # their temporaries small whatever the length.
@@ -175,8 +173,7 @@ class _RateMap:
         self.orig_sr, self.new_sr = orig_sr, new_sr
         self.up, self.down = new_sr // g, orig_sr // g
         # Source samples the filter reaches on each side of an output sample, with a safety factor.
-        reach = _ceil_div(_RESAMPLE_ZERO_CROSSINGS * max(self.up, self.down), self.up)
-        self.margin = _MARGIN_FACTOR * reach + self.down
+        self.margin = _MARGIN_FACTOR * audio.resample_reach(orig_sr, new_sr) + self.down
 
     def source_range(self, a: int, b: int, total: int) -> tuple:
         """Source samples [s0, s1) needed for output samples [a, b); s0 on the block grid."""

@@ -53,6 +53,24 @@ class ZeroMeanConv1d(nn.Conv1d):
     Input (B, F_in, T) -> output (B, F_out, T'), T' as for ``nn.Conv1d`` with the same arguments.
     """
 
+    def _span_and_padding(self) -> tuple:
+        k, d = self.kernel_size[0], self.dilation[0]
+        span = d * (k - 1) + 1
+        if isinstance(self.padding, str):
+            return span, span - 1 if self.padding == "same" else 0
+        return span, 2 * self.padding[0]
+
+    def output_length(self, n: int) -> int:
+        """Output length for an input of ``n`` samples (ValueError when too short)."""
+        span, pad = self._span_and_padding()
+        _check_length(n + pad, span, f"a convolution spanning {span} samples")
+        return (n + pad - span) // self.stride[0] + 1
+
+    def input_length(self, n: int) -> int:
+        """Smallest input length whose output has at least ``n`` samples."""
+        span, pad = self._span_and_padding()
+        return max(1, (max(n, 1) - 1) * self.stride[0] + span - pad)
+
     @property
     def effective_weight(self) -> Tensor:
         """The zero-mean kernel used in ``forward``, shape (F_out, F_in / groups, K)."""

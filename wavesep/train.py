@@ -54,14 +54,13 @@ from torch import Tensor
 from torch.utils.data import DataLoader
 
 from . import checkpoint
+from .data import DEFAULT_OUTPUT_SAMPLES, TASKS
 from .atomic import write_text
 from .errors import CheckpointError, DataError, WavesepError
-from .model import MULTI_TASK, VOCALS_TASK, WaveUNet, WaveUNetConfig, presets
+from .model import WaveUNet, WaveUNetConfig, presets
 
 HISTORY_NAME = "history.jsonl"
 STAGES = ("train", "finetune")
-TASKS = {"vocals": VOCALS_TASK, "multi": MULTI_TASK}
-DEFAULT_OUTPUT_SAMPLES = 16384  # the paper's output window (samples at the model's rate)
 
 
 # ---------------------------------------------------------------------- configuration
