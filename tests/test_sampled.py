@@ -6,9 +6,7 @@ DIO + StoneMask tracker, independent of how each method synthesises the voice.
 """
 
 import hashlib
-import importlib.util
 import json
-import os
 import shutil
 
 import numpy as np
