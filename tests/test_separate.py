@@ -278,16 +278,39 @@ def test_usage(capsys):
 # ------------------------------------------------------------------------------ registry
 
 
-def test_registry_names_and_missing_default(capsys, tmp_path):
+def test_registry_names_and_missing_files(capsys, tmp_path, monkeypatch):
     assert {"tiny-untrained", "default"} <= set(pretrained.names())
-    with pytest.raises(CheckpointError, match="no default model is bundled") as info:
-        pretrained.get_model("default")
-    assert "tiny-untrained" in str(info.value) and "checkpoint" in str(info.value)
     with pytest.raises(CheckpointError, match="unknown model"):
         pretrained.get_model("no-such-model")
+    # an installation without the bundled file says so and names the alternatives
+    monkeypatch.setattr(pretrained, "PRETRAINED_DIR", tmp_path / "empty")
+    with pytest.raises(CheckpointError, match="default model's file is missing") as info:
+        pretrained.get_model("default")
+    assert "tiny-untrained" in str(info.value) and "checkpoint" in str(info.value)
     song = write(tmp_path / "song.wav", tone(0.1))
     assert main([str(song), "-o", str(tmp_path / "out")]) == 1  # the default model
-    assert "no default model is bundled" in capsys.readouterr().err
+    assert "default model's file is missing" in capsys.readouterr().err
+
+
+def test_bundled_default_model_separates_the_demo_song(tmp_path):
+    from wavesep import audio
+
+    model = pretrained.get_model("default")
+    assert model.sources == ("accompaniment", "vocals") and model.config.output == "difference"
+    assert model.metadata["preset"] == "compact" and model.num_parameters() < 25e6 / 4
+    demo = pretrained.PRETRAINED_DIR.parent / "resources" / "demo.flac"
+    out = tmp_path / "separated"
+    assert main([str(demo), "-o", str(out), "--float32", "--clip-mode", "none", "-q", "--spectrogram"]) == 0
+    folder = out / "default" / "demo"
+    assert sorted(p.name for p in folder.iterdir()) == ["accompaniment.wav", "spectrograms.png", "vocals.wav"]
+    mix, rate = audio.read(demo)
+    vocals, rate_v = audio.read(folder / "vocals.wav")
+    accompaniment, _ = audio.read(folder / "accompaniment.wav")
+    assert rate_v == rate and vocals.shape == mix.shape
+    assert (vocals + accompaniment - mix).abs().max() < 1e-5  # difference output at the input rate
+    # a trained model puts something, but not everything, in the vocals
+    ratio = float(vocals.pow(2).sum() / mix.pow(2).sum())
+    assert 0.01 < ratio < 0.9
 
 
 def test_tiny_untrained_is_fixed_and_leaves_the_global_rng_alone():

@@ -98,7 +98,7 @@ def _unknown_message(name: str) -> str:
 def _missing_bundle_message(name: str, entry: _Bundled) -> str:
     others = [n for n in available() if n != name]
     if name == DEFAULT_MODEL:
-        what = "no default model is bundled with this wavesep installation yet"
+        what = "the default model's file is missing from this wavesep installation"
     else:
         what = f"the model {name!r} is registered but its file is not installed"
     return (
