@@ -299,7 +299,8 @@ _PRESETS = {
     "small": lambda: _paper(levels=8, filters=16, growth=16),
     "small-multi": lambda: _paper(levels=8, filters=16, growth=16, sources=MULTI_TASK),
     "wide": lambda: _paper(levels=9, filters=32, growth=16),
-    # The bundled default model's network: shallower and narrower than M4 for CPU training.
+    # A CPU vocals network with a longer context than "small" (it lost to "small" as the
+    # default model at equal training iterations; see README's model card).
     "compact": lambda: _paper(levels=10, filters=12, growth=12),
 }
 
@@ -312,10 +313,10 @@ _DESCRIPTIONS = {
     "M6": "paper M6: M4 for bass, drums, other, vocals",
     "M5-HighSR": "paper M5 at 44.1 kHz",
     "tiny": "4 levels, 8 filters: untrained-model and CLI tests",
-    "small": "8 levels, 16+16i filters: CPU training of vocals models",
+    "small": "8 levels, 16+16i filters: CPU vocals models (the bundled default model)",
     "small-multi": "small for bass, drums, other, vocals",
     "wide": "9 levels, 32+16i filters: CPU vocals model with a longer context",
-    "compact": "10 levels, 12+12i filters: the bundled default model's network",
+    "compact": "10 levels, 12+12i filters: CPU vocals model with a 0.74 s context",
 }
 
 
