@@ -180,7 +180,25 @@ def _check_tracks(tracks: Sequence[CachedTrack], what: str) -> None:
 # ---------------------------------------------------------------------- datasets
 
 
-class TrainWindows(Dataset):
+class _TrackSet(Dataset):
+    """What TrainWindows and ValidationSet share: cached tracks of one rate and channel count."""
+
+    cached_tracks: list
+
+    @property
+    def track_names(self) -> list:
+        return [t.name for t in self.cached_tracks]
+
+    @property
+    def sample_rate(self) -> int:
+        return self.cached_tracks[0].sample_rate
+
+    @property
+    def channels(self) -> int:
+        return self.cached_tracks[0].channels
+
+
+class TrainWindows(_TrackSet):
     """Random training windows, as a map-style dataset of virtual length.
 
     ``self[i]`` -> ``(mix (C, T_in), targets (S, C, T_out))`` float32 tensors. Everything random
@@ -226,18 +244,6 @@ class TrainWindows(Dataset):
         # Cumulative track lengths: a uniform sample position picks a track in proportion to its length.
         self._cumulative = np.cumsum([t.length for t in self.cached_tracks])
 
-    @property
-    def track_names(self) -> list:
-        return [t.name for t in self.cached_tracks]
-
-    @property
-    def sample_rate(self) -> int:
-        return self.cached_tracks[0].sample_rate
-
-    @property
-    def channels(self) -> int:
-        return self.cached_tracks[0].channels
-
     def __len__(self) -> int:
         return self.length
 
@@ -273,7 +279,7 @@ class TrainWindows(Dataset):
         return torch.from_numpy(mix), torch.from_numpy(targets)
 
 
-class ValidationSet(Dataset):
+class ValidationSet(_TrackSet):
     """Fixed validation windows tiling the validation tracks, identical in every run.
 
     Each track is covered by consecutive, non-overlapping output windows starting at sample 0
@@ -313,14 +319,6 @@ class ValidationSet(Dataset):
             keep = np.unique(np.linspace(0, len(windows) - 1, int(max_windows)).round().astype(int))
             windows = [windows[k] for k in keep]
         self.windows = windows
-
-    @property
-    def track_names(self) -> list:
-        return [t.name for t in self.cached_tracks]
-
-    @property
-    def sample_rate(self) -> int:
-        return self.cached_tracks[0].sample_rate
 
     def __len__(self) -> int:
         return len(self.windows)
