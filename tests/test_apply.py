@@ -26,14 +26,7 @@ RATE = 22050
 TOL = 1e-5
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # These models are tiny: with several threads on a shared CPU the synchronisation costs more
-    # than the convolutions.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def make_model(channels=2, sources=2, conv_mode="valid", output="difference", seed=0, **changes):

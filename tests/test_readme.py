@@ -10,19 +10,23 @@ def _python_blocks():
     return re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
 
 
-def test_layer_library_example_runs_and_prints_its_comment(capsys):
-    block = next(b for b in _python_blocks() if "class TinyUNet" in b)
+def _run_block_and_read_promise(capsys, marker: str, printed_line: str) -> tuple:
+    """Runs the README's python block that contains ``marker``; returns (what it printed, the
+    comment after the ``print(`` call starting with ``printed_line``)."""
+    block = next(b for b in _python_blocks() if marker in b)
     exec(compile(block, "README.md", "exec"), {})
     printed = capsys.readouterr().out.strip()
-    promised = re.search(r"print\(n, net.*#\s*(.*)", block).group(1).strip()
+    promised = re.search(re.escape(printed_line) + r".*#\s*(.*)", block).group(1).strip()
+    return printed, promised
+
+
+def test_layer_library_example_runs_and_prints_its_comment(capsys):
+    printed, promised = _run_block_and_read_promise(capsys, "class TinyUNet", "print(n, net")
     assert printed == promised
 
 
 def test_model_example_runs_and_prints_its_comment(capsys):
-    block = next(b for b in _python_blocks() if 'presets.get("M4")' in b)
-    exec(compile(block, "README.md", "exec"), {})
-    printed = capsys.readouterr().out.strip()
-    promised = re.search(r"print\(model.sources.*#\s*(.*)", block).group(1).strip()
+    printed, promised = _run_block_and_read_promise(capsys, 'presets.get("M4")', "print(model.sources")
     assert printed == promised
 
 

@@ -17,12 +17,7 @@ from wavesep.separate import collect_tracks, main
 RATE = 44100
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def tone(seconds=0.4, rate=RATE, channels=2, amplitude=0.4, seed=0):

@@ -62,13 +62,7 @@ class ToyWindows(Dataset):
         return mix, targets  # (C, T_in), (S, C, T_out)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # Steps of the tiny model are far faster on one thread, the more so on a loaded machine.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def _model(seed=0):
