@@ -504,6 +504,28 @@ def test_cli_usage_errors(capsys, tmp_path):
     assert "--out RUN_DIR" in capsys.readouterr().err
 
 
+def test_cli_init_from_starts_a_new_run_from_trained_weights(stems_root, tmp_path, capsys):
+    first, second = tmp_path / "first", tmp_path / "second"
+    assert wtrain.main(_cli(stems_root, tmp_path, "--out", str(first), "--max-steps", "2")) == 0
+    trained = _last(first)["state_dict"]
+    assert wtrain.main(_cli(stems_root, tmp_path, "--out", str(second), "--seed", "7", "--max-steps", "1",
+                            "--init-from", str(first / "best.pt"))) == 0
+    started = _last(second)
+    assert started["training"]["state"]["step"] == 1
+    # one Adam step moves each weight by at most about lr (1e-4); seed 7's initial weights are far
+    assert all((started["state_dict"][k] - v).abs().max() < 2e-4 for k, v in trained.items())
+    assert started["metadata"]["training_args"]["init_from"] == str(first / "best.pt")
+    # a network of other widths, or a missing file: one line naming the file
+    bad = _cli(stems_root, tmp_path, "--out", str(tmp_path / "third"), "--init-from", str(first / "best.pt"))
+    bad[bad.index("tiny")] = "small"
+    assert wtrain.main(bad) == 1
+    err = capsys.readouterr().err
+    assert str(first / "best.pt") in err and "filters 8 vs 16" in err
+    missing = tmp_path / "none.pt"
+    assert wtrain.main(_cli(stems_root, tmp_path, "--out", str(tmp_path / "fourth"), "--init-from", str(missing))) == 1
+    assert str(missing) in capsys.readouterr().err
+
+
 def test_unknown_device_is_a_clear_error(stems_root, tmp_path, capsys):
     assert wtrain.main(_cli(stems_root, tmp_path, "--out", str(tmp_path / "r"), "--device", "tpu")) != 0
     assert "unknown device 'tpu'" in capsys.readouterr().err

@@ -302,6 +302,9 @@ _PRESETS = {
     # A CPU vocals network with a longer context than "small" (it lost to "small" as the
     # default model at equal training iterations; see README's model card).
     "compact": lambda: _paper(levels=10, filters=12, growth=12),
+    # "small" with two more levels (0.74 s context); can start from trained "small" weights
+    # (train.py --init-from, wavesep.grow).
+    "deep": lambda: _paper(levels=10, filters=16, growth=16),
 }
 
 _DESCRIPTIONS = {
@@ -317,6 +320,7 @@ _DESCRIPTIONS = {
     "small-multi": "small for bass, drums, other, vocals",
     "wide": "9 levels, 32+16i filters: CPU vocals model with a longer context",
     "compact": "10 levels, 12+12i filters: CPU vocals model with a 0.74 s context",
+    "deep": "10 levels, 16+16i filters: small grown to a 0.74 s context",
 }
 
 

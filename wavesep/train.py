@@ -53,7 +53,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.utils.data import DataLoader
 
-from . import checkpoint
+from . import checkpoint, grow
 from .data import DEFAULT_OUTPUT_SAMPLES, TASKS
 from .atomic import write_text
 from .errors import CheckpointError, DataError, WavesepError
@@ -932,7 +932,7 @@ def train(
 
 # Options that define the run: fixed once it has started, so --resume refuses to change them.
 _RUN_DEFINING = ("preset", "task", "sources", "seed", "batch_size", "lr", "epoch_iterations", "output_samples",
-                 "output_seconds", "augment", "remix", "finetune_batch_size", "finetune_lr", "is_wav")
+                 "output_seconds", "augment", "remix", "finetune_batch_size", "finetune_lr", "is_wav", "init_from")
 
 # Options of one invocation: a resumed run takes them from its own command line (or defaults).
 _PER_INVOCATION = ("max_steps", "max_minutes", "device", "progress", "threads")
@@ -946,7 +946,7 @@ _DEFAULTS = {
     "finetune_max_epochs": None, "valid_batch_size": None, "valid_tracks": 3,
     "valid_track_seconds": 30.0, "workers": 2, "max_steps": None,
     "max_minutes": None, "max_nonfinite": 5, "checkpoint_minutes": 10.0, "progress": True,
-    "tensorboard": True, "musdb": None, "stems": None, "synthetic": None, "threads": None,
+    "tensorboard": True, "musdb": None, "stems": None, "synthetic": None, "threads": None, "init_from": None,
 }
 
 
@@ -987,6 +987,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"output window of a training example (default {DEFAULT_OUTPUT_SAMPLES})")
     window.add_argument("--output-seconds", type=float, metavar="S", help="output window in seconds")
     run.add_argument("--seed", type=int, help="seed of the initial weights and of the data (default 0)")
+    run.add_argument("--init-from", metavar="CHECKPOINT",
+                     help="start a new run from a trained model's weights: the same preset, or one with more "
+                     "levels and the same widths (grown; see wavesep.grow)")
 
     recipe = p.add_argument_group("recipe (defaults: the paper)")
     recipe.add_argument("--batch-size", type=int, help="global batch of the first stage (16)")
@@ -1140,7 +1143,14 @@ def _prepare(args, given: set) -> tuple:
     # Without --task the preset's sources are kept in their order; the data module matches
     # targets to stems by name (e.g. "accompaniment" = every stem but vocals).
     torch.manual_seed(args.seed)
-    return WaveUNet(config), run_dir, False
+    model = WaveUNet(config)
+    if args.init_from:
+        source = checkpoint.load_model(args.init_from)  # CheckpointError names the file
+        try:
+            grow.init_from(model, source)
+        except ValueError as exc:
+            raise CheckpointError(f"{args.init_from}: {exc}") from None
+    return model, run_dir, False
 
 
 def _plain_args(args) -> dict:

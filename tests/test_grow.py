@@ -1,0 +1,87 @@
+"""Warm starts (wavesep.grow): copying and growing trained weights."""
+
+import pytest
+import torch
+
+from wavesep import WaveUNet, WaveUNetConfig
+from wavesep.grow import init_from
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
+
+
+def _net(levels, seed, **changes):
+    torch.manual_seed(seed)
+    model = WaveUNet(WaveUNetConfig(levels=levels, filters=6, growth=4, **changes))
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(torch.randn_like(p) * 0.3)  # far from the default initialisation
+    return model.eval()
+
+
+def _outputs(small, deep, output_samples=300, seed=0):
+    """Both networks on the same audio: (small's, deep's) estimates (B, S, C, T) of the same
+    output samples. Small's input starts a multiple of 2**levels into deep's, so that both
+    decimate the same samples."""
+    n_small, n_deep = small.input_length(output_samples), deep.input_length(output_samples)
+    x = torch.randn(2, 2, n_deep, generator=torch.Generator().manual_seed(seed))  # (B, C, T)
+    stride = 2**small.config.levels
+    pad = (n_deep - n_small) // 2 // stride * stride
+    with torch.no_grad():
+        a, b = small(x[..., pad : pad + n_small]), deep(x)
+    shift = pad + small.context[0] - deep.context[0]  # deep's output index of small's output 0
+    assert shift >= 0 and shift + a.shape[-1] <= b.shape[-1]
+    return a, b[..., shift : shift + a.shape[-1]]
+
+
+def test_same_levels_copies_every_weight():
+    small, other = _net(4, 0), _net(4, 1)
+    init_from(other, small)
+    a, b = _outputs(small, other)
+    assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("upsampling", ["linear", "learned"])
+@pytest.mark.parametrize("extra", [1, 2])
+def test_growing_preserves_the_function_when_the_activation_is_linear(upsampling, extra):
+    # With slope 1 the extra LeakyReLU of the bridge block is the identity, so the grown network
+    # must compute exactly the small one: a closed-form check of the level-by-level mapping.
+    small = _net(3, 0, negative_slope=1.0, upsampling=upsampling)
+    deep = _net(3 + extra, 1, negative_slope=1.0, upsampling=upsampling)
+    init_from(deep, small)
+    a, b = _outputs(small, deep)
+    torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-5)
+
+
+def test_growing_with_leaky_relu_starts_close_and_leaves_the_new_levels_trainable():
+    torch.manual_seed(0)
+    small = WaveUNet(WaveUNetConfig(levels=3, filters=6, growth=4)).eval()  # default initialisation
+    deep = WaveUNet(WaveUNetConfig(levels=5, filters=6, growth=4)).eval()
+    a, b = _outputs(small, deep)
+    error_random = (b - a).pow(2).sum()
+    init_from(deep, small)
+    a, b = _outputs(small, deep)
+    # only negative bottleneck features differ (one extra LeakyReLU): close, not equal
+    assert not torch.equal(a, b)
+    assert (b - a).pow(2).sum() < 1e-3 * error_random
+    # gradients reach the new levels through the zero-initialised bridge weights
+    x = torch.randn(1, 2, deep.input_length(100))
+    deep(x).pow(2).mean().backward()
+    bridge = deep.ups[1].conv.weight.grad  # level 4: [skip (F_4), deeper features]
+    assert bridge[:, deep.config.level_filters(4) :].abs().sum() > 0
+
+
+@pytest.mark.parametrize(
+    "changes, words",
+    [
+        (dict(filters=8), "filters 6 vs 8"),
+        (dict(sources=("a", "b", "c")), "sources"),
+        (dict(sample_rate=44100), "sample_rate"),
+        (dict(levels=2), "can only grow"),
+    ],
+)
+def test_incompatible_networks_are_refused_with_the_differences(changes, words):
+    small = _net(3, 0)
+    config = dict(levels=4, filters=6, growth=4)
+    config.update(changes)
+    with pytest.raises(ValueError, match=words):
+        init_from(WaveUNet(WaveUNetConfig(**config)), small)
