@@ -63,11 +63,12 @@ def test_layout_rate_length_and_default_encoding(tmp_path, capsys):
     assert not list(out.rglob(".*.tmp"))
 
 
+@pytest.mark.parametrize("postfilter", ["none", "ratio-mask"])
 @pytest.mark.parametrize("rate", [22050, 44100])
-def test_difference_stems_add_up_to_the_mixture(tmp_path, rate):
+def test_difference_stems_add_up_to_the_mixture(tmp_path, rate, postfilter):
     mix = tone(0.5, rate=rate)
     song = write(tmp_path / "song.wav", mix, rate)
-    assert run(song, "-o", tmp_path / "out", "--float32", "--clip-mode", "none") == 0
+    assert run(song, "-o", tmp_path / "out", "--float32", "--clip-mode", "none", "--postfilter", postfilter) == 0
     folder = tmp_path / "out" / "tiny-untrained" / "song"
     vocals, r = read(folder / "vocals.wav")
     accompaniment, _ = read(folder / "accompaniment.wav")

@@ -21,7 +21,7 @@ from typing import Mapping, Optional, Union
 import torch
 from torch import Tensor
 
-from . import apply, audio
+from . import apply, audio, postfilter as postfilters
 from .errors import AudioError
 from .model import WaveUNet
 from .pretrained import DEFAULT_MODEL, get_model
@@ -70,6 +70,8 @@ class Separator:
         channel_policy: for inputs with more than two channels: "error", "downmix", "first" or
             "split" (each channel separated on its own).
         two_stems: a stem name: return that stem and ``no_<stem>`` (the sum of the others).
+        postfilter: "auto" (the one the model's metadata names, "none" if none), "none" or
+            "ratio-mask" (:mod:`wavesep.postfilter`).
 
     Attributes:
         model, name (used for output folders), sources (names of the returned stems),
@@ -86,6 +88,7 @@ class Separator:
         clip: str = "none",
         channel_policy: str = "error",
         two_stems: Optional[str] = None,
+        postfilter: str = "auto",
     ):
         if isinstance(model, WaveUNet):
             self.model = model
@@ -103,6 +106,7 @@ class Separator:
             raise ValueError(
                 f"two_stems={two_stems!r} is not a stem of this model ({', '.join(self.model.sources)})"
             )
+        self.postfilter = postfilters.resolve(postfilter, getattr(self.model, "metadata", None))
         self.device = apply.resolve_device(device)
         if self.model_device() != self.device:
             # Moved once here rather than at every call; a caller's instance is copied, not moved.
@@ -150,6 +154,7 @@ class Separator:
             clip="none",
             progress=progress,
             channel_policy=self.channel_policy,
+            postfilter=self.postfilter,
         )  # (S, C_out, T)
         stems = dict(zip(self.model.sources, estimates))
         if self.two_stems is not None:

@@ -42,6 +42,7 @@ from torch import Tensor
 from . import audio
 from .errors import AudioError
 from .model import WaveUNet
+from .postfilter import POSTFILTERS, ratio_mask
 
 DEFAULT_SEGMENT_SECONDS = 10.0
 CLIP_MODES = ("none", "clamp", "rescale")
@@ -539,6 +540,7 @@ def separate(
     progress: Optional[ProgressFn] = None,
     channel_policy: str = "error",
     residual_source: Optional[str] = None,
+    postfilter: str = "none",
 ) -> Tensor:
     """Separates a whole mixture of any length.
 
@@ -569,6 +571,8 @@ def separate(
             receives the mixture minus the others at the input rate, and so everything above the
             model's Nyquist frequency (cymbals, air, sibilance). None: "accompaniment" if the model
             has it, else "other", else the model's last source.
+        postfilter: "none" or "ratio-mask" (:mod:`wavesep.postfilter`), applied to each
+            track's whole estimates at ``sample_rate`` before ``clip``.
 
     Returns:
         Estimates (S, C_out, T) or (B, S, C_out, T), float32 on the CPU, sources in
@@ -596,6 +600,8 @@ def separate(
         raise ValueError(f"channel_policy must be one of {CHANNEL_POLICIES}, got {channel_policy!r}")
     if batch_size is not None and int(batch_size) < 1:
         raise ValueError(f"batch_size must be >= 1 or None, got {batch_size}")
+    if postfilter not in POSTFILTERS:
+        raise ValueError(f"postfilter must be one of {POSTFILTERS}, got {postfilter!r}")
     if not segment_seconds or not segment_seconds > 0:
         raise ValueError(f"segment_seconds must be > 0, got {segment_seconds}")
     dev = resolve_device(device)
@@ -614,6 +620,9 @@ def separate(
             for b in range(batch):
                 for sl in _blocks(length):
                     out[b, residual, :, sl] = mix_out[b, :, sl] - out[b, others, :, sl].sum(dim=0)
+        if postfilter == "ratio-mask":
+            for b in range(batch):
+                out[b] = ratio_mask(mix_out[b], out[b])  # (S, C_out, T)
         clip_stems(out, clip)
     elif progress is not None:
         progress(1.0)

@@ -82,6 +82,7 @@ from wavesep.metrics import aggregate as agg
 from wavesep.metrics.bss import bss_eval_v4
 from wavesep.metrics.musical_noise import default_stft, kurtosis_ratio, spot_rate_frames
 from wavesep.metrics.oracle import ideal_ratio_mask
+from wavesep.postfilter import POSTFILTERS
 
 __all__ = [
     "TARGET_STEMS",
@@ -195,6 +196,8 @@ class EvalOptions:
         force: re-evaluate tracks whose result file exists.
         window_seconds / hop_seconds: BSS Eval framing (SiSEC 2018: 1 s / 1 s).
         device / segment_seconds / batch_size: passed to :func:`wavesep.apply.separate`.
+        postfilter: "auto" (the model's, see :func:`wavesep.postfilter.resolve`), "none" or
+            "ratio-mask"; for --model only.
     """
 
     targets: Tuple[str, ...]
@@ -207,6 +210,7 @@ class EvalOptions:
     device: str = "auto"
     segment_seconds: float = 10.0
     batch_size: Optional[int] = None
+    postfilter: str = "auto"
 
 
 @dataclass(frozen=True)
@@ -668,6 +672,7 @@ def _stem_files(track: TrackSpec, target: str) -> str:
 
 
 def _model_estimates(model, mixture: np.ndarray, sample_rate: int, targets, options: EvalOptions, name: str):
+    from wavesep import postfilter as postfilters
     from wavesep.apply import separate
 
     plan = _model_plan(model.sources, targets, name)
@@ -679,6 +684,7 @@ def _model_estimates(model, mixture: np.ndarray, sample_rate: int, targets, opti
         segment_seconds=options.segment_seconds,
         batch_size=options.batch_size,
         device=options.device,
+        postfilter=postfilters.resolve(options.postfilter, getattr(model, "metadata", None)),
     )  # (S, C, T)
     stems = stems.to(torch.float64).numpy()
     return {t: np.ascontiguousarray(stems[list(idx)].sum(axis=0).T) for t, idx in plan.items()}  # (T, C)
@@ -1143,6 +1149,8 @@ def _parser() -> argparse.ArgumentParser:
     sep.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
     sep.add_argument("--segment-seconds", type=float, default=10.0, help="window length of wavesep.apply")
     sep.add_argument("--batch-size", type=int, help="windows per forward pass")
+    sep.add_argument("--postfilter", choices=("auto",) + POSTFILTERS, default="auto",
+                     help="refine the estimates (wavesep.postfilter); auto: the model's own choice (default)")
     return p
 
 
@@ -1198,6 +1206,7 @@ def _run(args, log: Log) -> int:
                     targets=targets, backend=args.backend, musical_noise=not args.no_musical_noise,
                     fix_length=args.fix_length, force=args.force, device=args.device,
                     segment_seconds=args.segment_seconds, batch_size=args.batch_size,
+                    postfilter=args.postfilter,
                 )
                 out_dir = Path(args.out) / method.name
                 log(f"{method.label}: {', '.join(targets)} -> {out_dir}")

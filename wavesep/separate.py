@@ -27,6 +27,7 @@ from . import apply, pretrained
 from .api import Separator, save_stems
 from .audio import read
 from .errors import WavesepError
+from .postfilter import POSTFILTERS
 
 # Extensions picked up when searching folders (files named explicitly are tried whatever their
 # extension; wavesep.audio decides how to decode them).
@@ -123,6 +124,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="write only STEM and no_STEM, the sum of all other stems (e.g. --two-stems vocals "
         "-> vocals.wav + no_vocals.wav)",
     )
+    p.add_argument(
+        "--postfilter", choices=("auto",) + POSTFILTERS, default="auto",
+        help="refine the estimates with a time-frequency mask built from them (ratio-mask, see "
+        "wavesep.postfilter) or not (none); auto: what the model's metadata asks for (default)",
+    )
     p.add_argument("-d", "--device", default="auto", help="cpu, cuda, cuda:N or auto (default: %(default)s)")
     p.add_argument("--batch-size", type=int, help="model windows per forward pass (default: 1 on CPU, "
                    "fitted to free memory on CUDA)")
@@ -210,6 +216,7 @@ def main(argv=None) -> int:
             clip=args.clip_mode,
             channel_policy=args.channel_policy,
             two_stems=args.two_stems,
+            postfilter=args.postfilter,
         )
     except (WavesepError, ValueError) as exc:
         print(f"wavesep-separate: error: {exc}", file=sys.stderr)
