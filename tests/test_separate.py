@@ -293,7 +293,8 @@ def test_bundled_default_model_separates_the_demo_song(tmp_path):
 
     model = pretrained.get_model("default")
     assert model.sources == ("accompaniment", "vocals") and model.config.output == "difference"
-    assert model.metadata["preset"] == "small" and model.num_parameters() < 25e6 / 4
+    assert model.metadata["preset"] == "deep" and model.num_parameters() < 25e6 / 4
+    assert model.metadata["postfilter"] == "ratio-mask"
     demo = pretrained.PRETRAINED_DIR.parent / "resources" / "demo.flac"
     out = tmp_path / "separated"
     assert main([str(demo), "-o", str(out), "--float32", "--clip-mode", "none", "-q", "--spectrogram"]) == 0

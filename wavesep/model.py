@@ -316,11 +316,11 @@ _DESCRIPTIONS = {
     "M6": "paper M6: M4 for bass, drums, other, vocals",
     "M5-HighSR": "paper M5 at 44.1 kHz",
     "tiny": "4 levels, 8 filters: untrained-model and CLI tests",
-    "small": "8 levels, 16+16i filters: CPU vocals models (the bundled default model)",
+    "small": "8 levels, 16+16i filters: CPU vocals models (the first stage of the bundled default model)",
     "small-multi": "small for bass, drums, other, vocals",
     "wide": "9 levels, 32+16i filters: CPU vocals model with a longer context",
     "compact": "10 levels, 12+12i filters: CPU vocals model with a 0.74 s context",
-    "deep": "10 levels, 16+16i filters: small grown to a 0.74 s context",
+    "deep": "10 levels, 16+16i filters: small grown to a 0.74 s context (the bundled default model)",
 }
 
 

@@ -8,8 +8,8 @@ the estimates themselves: with E_s the STFT of estimate s and X that of the mixt
 The masks add up to one, so the refined estimates still add up to the mixture (up to the
 STFT round trip, ~1e-7). The mask keeps what the waveform network got right, where each source
 dominates, and removes the broadband error it spreads over time-frequency regions where the
-mixture holds none of that source: on the bundled default model's held-out rendered songs it
-raises the vocals SAR by about 1 dB and the SDR by 0.1-0.4 dB (README model card).
+mixture holds none of that source: on the bundled default model's 50 held-out rendered songs
+it raises the median vocals SAR by 0.9 dB and the SDR by 0.17 dB (README model card).
 """
 
 from __future__ import annotations
