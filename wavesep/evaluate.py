@@ -82,7 +82,7 @@ from wavesep.metrics import aggregate as agg
 from wavesep.metrics.bss import bss_eval_v4
 from wavesep.metrics.musical_noise import default_stft, kurtosis_ratio, spot_rate_frames
 from wavesep.metrics.oracle import ideal_ratio_mask
-from wavesep.postfilter import POSTFILTERS
+from wavesep import postfilter as postfilters
 
 __all__ = [
     "TARGET_STEMS",
@@ -672,7 +672,6 @@ def _stem_files(track: TrackSpec, target: str) -> str:
 
 
 def _model_estimates(model, mixture: np.ndarray, sample_rate: int, targets, options: EvalOptions, name: str):
-    from wavesep import postfilter as postfilters
     from wavesep.apply import separate
 
     plan = _model_plan(model.sources, targets, name)
@@ -1149,7 +1148,7 @@ def _parser() -> argparse.ArgumentParser:
     sep.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
     sep.add_argument("--segment-seconds", type=float, default=10.0, help="window length of wavesep.apply")
     sep.add_argument("--batch-size", type=int, help="windows per forward pass")
-    sep.add_argument("--postfilter", choices=("auto",) + POSTFILTERS, default="auto",
+    sep.add_argument("--postfilter", choices=postfilters.CHOICES, default="auto",
                      help="refine the estimates (wavesep.postfilter); auto: the model's own choice (default)")
     return p
 

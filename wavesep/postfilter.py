@@ -20,6 +20,7 @@ import torch
 from torch import Tensor
 
 POSTFILTERS = ("none", "ratio-mask")
+CHOICES = ("auto",) + POSTFILTERS  # what the command lines accept: "auto" = the model's choice
 N_FFT = 4096  # samples, hop N_FFT / 4 (93 ms at 44.1 kHz); 1024 and 2048 gained less on the rendered songs
 
 

@@ -27,7 +27,7 @@ from . import apply, pretrained
 from .api import Separator, save_stems
 from .audio import read
 from .errors import WavesepError
-from .postfilter import POSTFILTERS
+from .postfilter import CHOICES as POSTFILTER_CHOICES
 
 # Extensions picked up when searching folders (files named explicitly are tried whatever their
 # extension; wavesep.audio decides how to decode them).
@@ -125,7 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
         "-> vocals.wav + no_vocals.wav)",
     )
     p.add_argument(
-        "--postfilter", choices=("auto",) + POSTFILTERS, default="auto",
+        "--postfilter", choices=POSTFILTER_CHOICES, default="auto",
         help="refine the estimates with a time-frequency mask built from them (ratio-mask, see "
         "wavesep.postfilter) or not (none); auto: what the model's metadata asks for (default)",
     )
