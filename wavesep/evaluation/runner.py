@@ -76,7 +76,7 @@ import torch
 from wavesep import __version__, audio
 from wavesep.atomic import atomic_path
 from wavesep.data import list_tracks
-from wavesep.data_tracks import AUDIO_EXTENSIONS, TrackSpec
+from wavesep.data.tracks import AUDIO_EXTENSIONS, TrackSpec
 from wavesep.errors import AudioError, CheckpointError, DataError, DependencyError, WavesepError
 from wavesep.metrics import aggregate as agg
 from wavesep.metrics.bss import bss_eval_v4

@@ -42,10 +42,10 @@ from torch.utils.data import Dataset
 
 from . import augment as aug
 from .augment import AugmentConfig
-from .data_cache import CACHE_DTYPES, CachedTrack, cache_track, default_cache_dir, is_cached
-from .data_tracks import DATASETS, MUSDB_STEMS, SUBSETS, AudioRef, TrackSpec, list_subsets, list_tracks
-from .errors import DataError
-from .model import MULTI_TASK, VOCALS_TASK
+from .cache import CACHE_DTYPES, CachedTrack, cache_track, default_cache_dir, is_cached
+from .tracks import DATASETS, MUSDB_STEMS, SUBSETS, AudioRef, TrackSpec, list_subsets, list_tracks
+from ..errors import DataError
+from ..model import MULTI_TASK, VOCALS_TASK
 
 __all__ = [
     "AugmentConfig",

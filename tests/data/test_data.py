@@ -120,7 +120,7 @@ def test_musdb_reads_the_corpus_and_splits_come_from_splits_json(corpus, tmp_pat
 
 @needs_ffmpeg
 def test_the_wavesep_synth_corpus_through_musdb(tmp_path, tiny):
-    from wavesep import synth
+    from wavesep.corpus import command as synth
 
     root = tmp_path / "synth"
     made = synth.build_corpus(root, tracks=2, seconds=1.0, seed=3, valid_tracks=1, test_tracks=1)

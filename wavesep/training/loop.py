@@ -53,11 +53,11 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.utils.data import DataLoader
 
-from . import checkpoint, grow
-from .data import DEFAULT_OUTPUT_SAMPLES, TASKS
-from .atomic import write_text
-from .errors import CheckpointError, DataError, WavesepError
-from .model import WaveUNet, WaveUNetConfig, presets
+from .. import checkpoint, grow
+from ..data import DEFAULT_OUTPUT_SAMPLES, TASKS
+from ..atomic import write_text
+from ..errors import CheckpointError, DataError, WavesepError
+from ..model import WaveUNet, WaveUNetConfig, presets
 
 HISTORY_NAME = "history.jsonl"
 STAGES = ("train", "finetune")
@@ -673,8 +673,8 @@ class _Trainer:
         tracks = getattr(self.valid_set, "tracks", None)
         if not self.is_main or cfg.valid_tracks <= 0 or tracks is None:
             return {}
-        from .apply import separate
-        from .metrics import bss_eval_v4
+        from ..apply import separate
+        from ..metrics import bss_eval_v4
 
         rate = self.model.sample_rate
         keep = max(1, int(cfg.valid_track_seconds * rate))
@@ -1053,7 +1053,7 @@ def _output_samples(args, sample_rate: int) -> int:
 
 def build_datasets_from_args(args, model: WaveUNet) -> tuple:
     """(train, valid) datasets for the command-line arguments, via wavesep.data."""
-    from . import data
+    from .. import data
 
     # Every rank builds its datasets; the decode cache is written atomically, so concurrent
     # builders are safe (a second run, or ranks after the first, hit the cache).

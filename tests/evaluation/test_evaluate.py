@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from wavesep import evaluate as ev
+from wavesep.evaluation import runner as ev
 from wavesep.errors import DataError
 from wavesep.metrics import aggregate as agg
 
@@ -243,7 +243,7 @@ def test_rerun_skips_complete_results(oracle_run, corpus):
 
 
 def test_corpus_of_wavesep_synth_is_evaluated(tmp_path):
-    synth = pytest.importorskip("wavesep.synth")
+    synth = pytest.importorskip("wavesep.corpus.command")
     built = synth.build_corpus(tmp_path / "c", tracks=0, seconds=3.0, seed=1, valid_tracks=0, test_tracks=1,
                                sample_rate=SR)
     code, stdout, stderr = _run([

@@ -32,10 +32,10 @@ from typing import Optional
 
 import numpy as np
 
-from . import audio
-from .atomic import atomic_open
-from .data_tracks import TrackSpec
-from .errors import AudioError, DataError
+from .. import audio
+from ..atomic import atomic_open
+from .tracks import TrackSpec
+from ..errors import AudioError, DataError
 
 CACHE_VERSION = 1
 CACHE_DTYPES = ("float32", "float16")

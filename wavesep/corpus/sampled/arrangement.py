@@ -32,11 +32,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from wavesep import sampled_effects as effects
-from wavesep import sampled_fluid as fluid
-from wavesep import sampled_mma as mma
-from wavesep import sampled_scores as scores
-from wavesep import singing
+from wavesep.corpus import singing
+from wavesep.corpus.sampled import effects
+from wavesep.corpus.sampled import grooves as mma
+from wavesep.corpus.sampled import instruments as fluid
+from wavesep.corpus.sampled import scores
 from wavesep.errors import DataError, DependencyError
 
 STEMS = ("vocals", "drums", "bass", "other")
@@ -251,7 +251,7 @@ def _lyrics(method: str, voice: str, piece: scores.Piece, rng) -> tuple:
     if method == "festival":
         words = singing.ENGLISH_WORDS
         return False, tuple(rng.choice(words, size=int(rng.integers(6, 14)), replace=False))
-    from wavesep import singing_espeak
+    from wavesep.corpus.singing import espeak as singing_espeak
     lang = voice.split(":", 1)[1].split("+")[0].split("-")[0]
     piece_lang = {"chorale": "de", "polyphony": "la" if piece.piece_id.startswith("palestrina")
                   else "it"}.get(piece.family)

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from wavesep import augment as aug
-from wavesep.augment import AugmentConfig
+from wavesep.data import augment as aug
+from wavesep.data.augment import AugmentConfig
 
 
 def _stems(channels=2, seed=0):

@@ -14,7 +14,8 @@ import pytest
 import soundfile
 from scipy import signal
 
-from wavesep import synth, synth_oscillator
+from wavesep.corpus import command as synth
+from wavesep.corpus.oscillator import renderer as synth_oscillator
 from wavesep.errors import DataError, DependencyError
 
 SR = 44100

@@ -18,7 +18,7 @@ SR = 22050
 
 
 def _require_renderer():
-    from wavesep import sampled
+    from wavesep.corpus.sampled import arrangement as sampled
     try:
         sampled.fluid.check_available()
         sampled.mma.check_available()
@@ -31,7 +31,7 @@ def _require_renderer():
 
 
 def _require_method(method):
-    from wavesep import singing
+    from wavesep.corpus import singing
     try:
         singing.check_method(method)
         singing.load_pyworld()  # the pitch tracker
@@ -63,7 +63,7 @@ def test_song_has_four_stems_of_the_right_shape(song):
 
 
 def test_same_seed_same_audio_other_seed_other_audio(song):
-    from wavesep import sampled
+    from wavesep.corpus import sampled
     stems, info = song
     again, info2 = sampled.render("test song", "train", 3, 9.0, SR)
     assert info2 == info
@@ -117,7 +117,7 @@ def test_vocals_silent_where_the_voice_rests():
 
 def _melody(lowest):
     """Ten notes, a 2 s rest after the fifth: (SungNote list, rest (start, end), length s)."""
-    from wavesep.singing import SungNote
+    from wavesep.corpus.singing import SungNote
     steps = [0, 2, 4, 5, 7, 9, 7, 4, 2, 0]
     notes, t = [], 0.4
     rest = None
@@ -168,7 +168,7 @@ def test_sung_pitch_follows_the_score_and_rests_are_silent(method):
 
 
 def test_held_out_piece_pools_are_disjoint_and_stable():
-    from wavesep import sampled_scores as scores
+    from wavesep.corpus.sampled import scores
     try:
         cat = scores.catalogue()
     except DependencyError as exc:
@@ -195,7 +195,7 @@ def test_test_songs_use_test_pieces():
 
 
 def test_chords_derived_from_parts():
-    from wavesep.sampled_scores import Piece, ScoreNote, chord_name, derive_chords
+    from wavesep.corpus.sampled.scores import Piece, ScoreNote, chord_name, derive_chords
     # bar 1: C E G (C major); bar 2: G B D F (G7); four quarter-note beats each
     melody = [ScoreNote(0, 4, 67), ScoreNote(4, 4, 77)]
     inner = [[ScoreNote(0, 4, 64), ScoreNote(4, 4, 71)], [ScoreNote(0, 4, 60), ScoreNote(4, 4, 74)]]
@@ -209,7 +209,8 @@ def test_chords_derived_from_parts():
 
 
 def test_missing_programs_name_their_install_line(monkeypatch):
-    from wavesep import sampled_fluid, sampled_mma, singing
+    from wavesep.corpus import singing
+    from wavesep.corpus.sampled import grooves as sampled_mma, instruments as sampled_fluid
     real_which = shutil.which
     monkeypatch.setattr(shutil, "which", lambda n, *a, **k: None if n == "mma"
                         else real_which(n, *a, **k))
@@ -232,7 +233,7 @@ def test_missing_programs_name_their_install_line(monkeypatch):
 
 def test_corpus_statistics_of_a_written_song(song, tmp_path):
     import soundfile as sf
-    from wavesep import sampled
+    from wavesep.corpus import sampled
     stems, info = song
     track = tmp_path / "train" / "song 1"
     track.mkdir(parents=True)
@@ -256,7 +257,7 @@ def test_corpus_writer_end_to_end_read_back_by_musdb(tmp_path):
 
     import musdb
     import soundfile as sf
-    from wavesep import synth
+    from wavesep.corpus import command as synth
     out = tmp_path / "corpus"
     assert synth.main([str(out), "--renderer", "sampled", "--tracks", "1", "--seconds", "6",
                        "--seed", "5", "--valid-tracks", "1", "--test-tracks", "1", "--jobs", "1",
@@ -282,7 +283,7 @@ def test_corpus_writer_end_to_end_read_back_by_musdb(tmp_path):
                                           ("high", -4.0)])
 def test_shelf_filter_gains(kind, gain_db):
     from scipy.signal import sosfreqz
-    from wavesep.sampled_effects import shelf_sos
+    from wavesep.corpus.sampled.effects import shelf_sos
     sos = shelf_sos(kind, 1000.0, gain_db, 44100)
     w, h = sosfreqz(sos, worN=[0.0, np.pi], fs=2 * np.pi)
     dc, nyquist = 20 * np.log10(np.abs(h))
@@ -292,7 +293,7 @@ def test_shelf_filter_gains(kind, gain_db):
 
 
 def test_room_adds_a_tail_and_keeps_the_length():
-    from wavesep.sampled_effects import apply_room, room_ir, room_spectrum
+    from wavesep.corpus.sampled.effects import apply_room, room_ir, room_spectrum
     rng = np.random.default_rng(0)
     ir, rt60 = room_ir(rng, 8000)
     assert ir.shape[0] == 2 and 0.3 <= rt60 <= 1.6

@@ -58,7 +58,7 @@ import numpy as np
 from wavesep.atomic import write_text
 from wavesep.errors import DataError, DependencyError, WavesepError
 
-RENDERERS = {"oscillator": "wavesep.synth_oscillator", "sampled": "wavesep.sampled"}
+RENDERERS = {"oscillator": "wavesep.corpus.oscillator", "sampled": "wavesep.corpus.sampled"}
 SOURCES = ("vocals", "drums", "bass", "other")  # also the order in which the mixture is summed
 MIXTURE = "mixture"
 SPLITS = ("train", "valid", "test")

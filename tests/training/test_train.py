@@ -22,10 +22,10 @@ from torch.utils.data import Dataset
 
 import wavesep
 from wavesep import WaveUNet, checkpoint, presets
-from wavesep import train as wtrain
-from wavesep.train import TrainConfig, evaluate, train
+from wavesep.training import loop as wtrain
+from wavesep.training.loop import TrainConfig, evaluate, train
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 class ToyWindows(Dataset):

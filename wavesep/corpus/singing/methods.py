@@ -371,7 +371,7 @@ def _run_festival(script: list, tmp: str, voice: str) -> None:
 
 def _sing_gm_choir(name: str, notes: list, num_samples: int, sample_rate: int, rng,
                    report: dict) -> np.ndarray:
-    from wavesep import sampled_fluid as fl
+    from wavesep.corpus.sampled import instruments as fl
 
     events = tuple(fl.NoteEvent(n.onset, n.duration, n.pitch, int(rng.integers(80, 110)))
                    for n in notes)
@@ -409,10 +409,10 @@ def check_method(method: str) -> None:
                 raise DependencyError(f"Festival voice {v} is not installed; install it with: "
                                       f"{INSTALL['festival']}")
     elif method == "espeak_world":
-        from wavesep import singing_espeak
+        from wavesep.corpus.singing import espeak as singing_espeak
         singing_espeak.check_available()
     elif method == "gm_choir":
-        from wavesep import sampled_fluid
+        from wavesep.corpus.sampled import instruments as sampled_fluid
         sampled_fluid.check_available()
     else:
         raise ValueError(f"unknown singing method {method!r}; use one of {sorted(INSTALL)}")
@@ -438,7 +438,7 @@ def sing(voice: str, notes: list, num_samples: int, sample_rate: int,
     """
     method, name = voice.split(":", 1)
     if method == "espeak_world":
-        from wavesep import singing_espeak
+        from wavesep.corpus.singing import espeak as singing_espeak
         fn = singing_espeak.sing
     else:
         fn = _METHODS.get(method)

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence
 
-from .errors import AudioError, DataError, DependencyError
+from ..errors import AudioError, DataError, DependencyError
 
 DATASETS = ("musdb", "synthetic", "stems")
 SUBSETS = ("train", "valid", "test")

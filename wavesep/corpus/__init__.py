@@ -1,0 +1,12 @@
+"""Offline corpora: synthetic multitracks in the MUSDB18-HQ layout, rendered without downloads.
+
+- :mod:`~wavesep.corpus.command`: the corpus writer and its command line
+  (``python -m wavesep.synth``, ``wavesep synth``): seeds, splits, folders, mixing, resuming.
+- :mod:`~wavesep.corpus.oscillator`: the oscillator renderer (wavetables, formant voice, drum kit).
+- :mod:`~wavesep.corpus.sampled`: the sampled renderer (public-domain scores arranged with MMA
+  grooves, played by FluidSynth, mixed with room effects).
+- :mod:`~wavesep.corpus.singing`: the sampled renderer's singers, one module per method.
+
+May import: the shared basics (wavesep.atomic, wavesep.errors, wavesep.audio). Nothing here
+imports data, training, evaluation or the network: corpora feed :mod:`wavesep.data` on disk.
+"""

@@ -1,0 +1,1 @@
+"""SiSEC-style evaluation: separate or load estimates, score with BSS Eval v4, report."""

@@ -1,0 +1,1 @@
+"""Training: the loop, its configuration, distributed set-up and the command line."""
