@@ -1274,6 +1274,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 if __name__ == "__main__":
     # through the package module, so worker processes find the same functions
-    from wavesep.evaluate import main as _main
+    from wavesep.evaluation import main as _main
 
     sys.exit(_main())
