@@ -22,8 +22,9 @@ from torch.utils.data import Dataset
 
 import wavesep
 from wavesep import WaveUNet, checkpoint, presets
-from wavesep.training import loop as wtrain
-from wavesep.training.loop import TrainConfig, evaluate, train
+from wavesep import training as wtrain
+from wavesep.training import TrainConfig, evaluate, train
+from wavesep.training import loop as wloop
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -170,7 +171,7 @@ def test_early_stopping_then_finetuning_stage_switch_at_the_right_epochs(tmp_pat
     # stage "train", patience 3: best at epoch 2, then 3 worse epochs -> switch after epoch 5.
     # stage "finetune", patience 2: improves at epoch 6, then 2 worse epochs -> finished after 8.
     losses = [1.0, 0.8, 0.9, 0.85, 0.95, 0.7, 0.75, 0.72]
-    monkeypatch.setattr(wtrain, "evaluate", _scripted(losses))
+    monkeypatch.setattr(wloop, "evaluate", _scripted(losses))
     model = _model()
     train_set, valid_set = _data(model)
     config = _config(epoch_iterations=2, batch_size=2, patience=3, finetune_batch_size=4, finetune_lr=1e-5,
@@ -199,7 +200,7 @@ def test_max_epochs_caps_each_stage_and_progress_is_shown(tmp_path, monkeypatch,
             super().__init__(*args, mininterval=0, **kwargs)
 
     monkeypatch.setattr(tqdm, "tqdm", EagerBar)
-    monkeypatch.setattr(wtrain, "evaluate", _scripted([1.0, 0.9, 0.8, 0.7, 0.6]))
+    monkeypatch.setattr(wloop, "evaluate", _scripted([1.0, 0.9, 0.8, 0.7, 0.6]))
     model = _model()
     result = train(model, *_data(model), tmp_path / "run",
                    _config(epoch_iterations=2, patience=50, finetune_patience=50, max_epochs=2, finetune_max_epochs=1,
@@ -211,7 +212,7 @@ def test_max_epochs_caps_each_stage_and_progress_is_shown(tmp_path, monkeypatch,
 
 
 def test_finetuning_starts_from_the_best_weights_with_a_fresh_optimiser(tmp_path, monkeypatch):
-    monkeypatch.setattr(wtrain, "evaluate", _scripted([1.0, 0.5, 0.9, 0.9]))
+    monkeypatch.setattr(wloop, "evaluate", _scripted([1.0, 0.5, 0.9, 0.9]))
     model = _model()
     # max_steps stops the run right after the switch (end of epoch 4), before any fine-tuning step
     result = train(model, *_data(model), tmp_path / "run",
@@ -374,7 +375,7 @@ def _ddp_worker(rank, world, port, run_dir, out_dir, config):
 
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     torch.set_num_threads(1)
-    wtrain.evaluate = _PenalisedEvaluate(_DDP_PENALTIES)
+    wloop.evaluate = _PenalisedEvaluate(_DDP_PENALTIES)
     dist.init_process_group("gloo", rank=rank, world_size=world)
     try:
         model = _model(seed=rank)  # different initial weights: DDP must broadcast rank 0's
@@ -398,7 +399,7 @@ def test_ddp_two_ranks_match_a_single_process_with_the_same_global_batch(tmp_pat
     assert r0["steps"] == r1["steps"] == 6 and r0["stage"] == r1["stage"] == "finetune"
     for k in r0["state"]:
         assert torch.equal(r0["state"][k], r1["state"][k]), k
-    monkeypatch.setattr(wtrain, "evaluate", _PenalisedEvaluate(_DDP_PENALTIES))
+    monkeypatch.setattr(wloop, "evaluate", _PenalisedEvaluate(_DDP_PENALTIES))
     model = _model(seed=0)
     train(model, *_data(model), tmp_path / "single", TrainConfig(**config))
     switch = [r for r in _history(tmp_path / "single") if r["type"] == "stage"]
@@ -415,7 +416,7 @@ def test_ddp_two_ranks_match_a_single_process_with_the_same_global_batch(tmp_pat
 
 
 def test_batch_not_divisible_by_ranks_is_refused(monkeypatch, tmp_path):
-    monkeypatch.setattr(wtrain, "_dist_info", lambda: (0, 2))
+    monkeypatch.setattr(wloop, "_dist_info", lambda: (0, 2))
     model = _model()
     with pytest.raises(ValueError, match="not divisible"):
         train(model, *_data(model), tmp_path / "run", _config(batch_size=3))

@@ -1,0 +1,298 @@
+"""The training command line: ``python train.py ...``, ``wavesep train ...``, ``wavesep-train``.
+
+Parses the options, builds (or resumes, or grows) the model and the datasets (via
+:mod:`wavesep.data`), and calls :func:`wavesep.training.loop.train`; under torchrun it trains with
+DistributedDataParallel.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import signal
+import sys
+from pathlib import Path
+from typing import Optional
+
+import torch
+import torch.distributed as dist
+
+from .. import checkpoint, grow
+from ..data import DEFAULT_OUTPUT_SAMPLES, TASKS
+from ..errors import CheckpointError, WavesepError
+from ..model import WaveUNet, WaveUNetConfig, presets
+from .config import TrainConfig
+from .distributed import _dist_info, resolve_device, setup_distributed
+from .loop import train
+
+
+_RUN_DEFINING = ("preset", "task", "sources", "seed", "batch_size", "lr", "epoch_iterations", "output_samples",
+                 "output_seconds", "augment", "remix", "finetune_batch_size", "finetune_lr", "is_wav", "init_from")
+
+# Options of one invocation: a resumed run takes them from its own command line (or defaults).
+_PER_INVOCATION = ("max_steps", "max_minutes", "device", "progress", "threads")
+
+_DEFAULTS = {
+    "preset": "M4", "task": None, "sources": None, "out": None, "resume": None, "device": "auto",
+    "output_samples": None, "output_seconds": None, "is_wav": False, "cache_dir": None,
+    "valid_windows": None, "augment": True, "remix": False, "seed": 0, "batch_size": 16, "lr": 1e-4,
+    "epoch_iterations": 2000, "patience": 20, "max_epochs": None, "finetune": True,
+    "finetune_batch_size": 32, "finetune_lr": 1e-5, "finetune_patience": 20,
+    "finetune_max_epochs": None, "valid_batch_size": None, "valid_tracks": 3,
+    "valid_track_seconds": 30.0, "workers": 2, "max_steps": None,
+    "max_minutes": None, "max_nonfinite": 5, "checkpoint_minutes": 10.0, "progress": True,
+    "tensorboard": True, "musdb": None, "stems": None, "synthetic": None, "threads": None, "init_from": None,
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line parser of ``train.py`` (defaults applied by :func:`parse_args`)."""
+    p = argparse.ArgumentParser(
+        prog="train.py",
+        description="Train a Wave-U-Net separator (default: the paper's recipe, Stoller et al. 2018). "
+        "For several GPUs or nodes run it under torchrun.",
+        argument_default=argparse.SUPPRESS,
+    )
+    data = p.add_argument_group("data (one of them, unless --resume)")
+    which = data.add_mutually_exclusive_group()
+    which.add_argument("--musdb", metavar="ROOT", help="MUSDB18 root (stems; MUSDB18-HQ wavs with --is-wav)")
+    which.add_argument("--stems", metavar="DIR", help="folder of tracks, each a folder of stem wavs")
+    which.add_argument("--synthetic", metavar="ROOT", help="corpus made by python -m wavesep.synth")
+    data.add_argument("--is-wav", action="store_true", help="MUSDB18-HQ: decoded wav files")
+    data.add_argument("--cache-dir", metavar="DIR", help="cache of decoded/resampled audio")
+    data.add_argument("--valid-windows", type=int, metavar="N", help="number of validation windows")
+    data.add_argument("--augment", action=argparse.BooleanOptionalAction,
+                      help="random source gains U(0.7, 1.0), mixture rebuilt as the sum of the stems "
+                      "(the paper's; other presets also swap channels and flip signs) (default: on)")
+    data.add_argument("--remix", action=argparse.BooleanOptionalAction,
+                      help="with --augment, also build windows from stems of different tracks (default: off)")
+
+    run = p.add_argument_group("run")
+    run.add_argument("--preset", choices=presets.names(), help="model preset (default M4)")
+    run.add_argument("--task", choices=sorted(TASKS), help="vocals (accompaniment, vocals) or multi "
+                     "(bass, drums, other, vocals); default: the preset's sources")
+    run.add_argument("--sources", nargs="+", metavar="NAME",
+                     help="instead of --task: the model's sources, named like the stem files of "
+                     "--stems tracks (with a difference output the last one is mix minus the others)")
+    run.add_argument("--out", metavar="RUN_DIR", help="new run directory (checkpoints, logs)")
+    run.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR exactly")
+    run.add_argument("--device", help="auto (default), cpu, cuda or cuda:K")
+    window = run.add_mutually_exclusive_group()
+    window.add_argument("--output-samples", type=int, metavar="N",
+                        help=f"output window of a training example (default {DEFAULT_OUTPUT_SAMPLES})")
+    window.add_argument("--output-seconds", type=float, metavar="S", help="output window in seconds")
+    run.add_argument("--seed", type=int, help="seed of the initial weights and of the data (default 0)")
+    run.add_argument("--init-from", metavar="CHECKPOINT",
+                     help="start a new run from a trained model's weights: the same preset, or one with more "
+                     "levels and the same widths (grown; see wavesep.grow)")
+
+    recipe = p.add_argument_group("recipe (defaults: the paper)")
+    recipe.add_argument("--batch-size", type=int, help="global batch of the first stage (16)")
+    recipe.add_argument("--lr", type=float, help="Adam learning rate of the first stage (1e-4)")
+    recipe.add_argument("--epoch-iterations", type=int, help="iterations per epoch (2000)")
+    recipe.add_argument("--patience", type=int, help="epochs without improvement before stopping (20)")
+    recipe.add_argument("--max-epochs", type=int, help="cap on the epochs of each stage (none)")
+    recipe.add_argument("--finetune", action=argparse.BooleanOptionalAction,
+                        help="run the fine-tuning stage (default: on)")
+    recipe.add_argument("--finetune-batch-size", type=int, help="global batch of fine-tuning (32)")
+    recipe.add_argument("--finetune-lr", type=float, help="learning rate of fine-tuning (1e-5)")
+    recipe.add_argument("--finetune-patience", type=int, help="patience of fine-tuning (20)")
+    recipe.add_argument("--finetune-max-epochs", type=int, help="cap on fine-tuning epochs (--max-epochs)")
+    recipe.add_argument("--valid-batch-size", type=int, help="validation windows per batch and rank")
+    recipe.add_argument("--valid-tracks", type=int, metavar="N",
+                        help="whole validation tracks scored with BSS Eval v4 after each epoch, for the "
+                        "logs only (default 3; 0: none)")
+    recipe.add_argument("--valid-track-seconds", type=float, metavar="S",
+                        help="seconds of each of those tracks (default 30)")
+
+    rt = p.add_argument_group("runtime")
+    rt.add_argument("--workers", type=int, help="DataLoader workers per process (2)")
+    rt.add_argument("--threads", type=int, help="torch CPU threads per process (default: torch's choice)")
+    rt.add_argument("--max-steps", type=int, help="stop (resumably) after this many iterations in all")
+    rt.add_argument("--max-minutes", type=float, help="stop (resumably) after this many minutes")
+    rt.add_argument("--max-nonfinite", type=int, help="stop after this many non-finite losses in a row (5)")
+    rt.add_argument("--checkpoint-minutes", type=float, help="write last.pt within epochs this often (10)")
+    rt.add_argument("--progress", action=argparse.BooleanOptionalAction, help="tqdm progress bar (on)")
+    rt.add_argument("--tensorboard", action=argparse.BooleanOptionalAction, help="TensorBoard scalars (on)")
+    return p
+
+
+def parse_args(argv=None) -> tuple:
+    """(namespace with every option, set of the option names given explicitly)."""
+    parser = build_parser()
+    given = vars(parser.parse_args(argv))
+    args = dict(_DEFAULTS, dataset=None, root=None)
+    args.update(given)
+    for kind in ("musdb", "stems", "synthetic"):
+        if args[kind] is not None:
+            args["dataset"], args["root"] = kind, args[kind]
+    if not args.get("dataset") and not args["resume"]:
+        parser.error("give the training data: --musdb ROOT, --stems DIR or --synthetic ROOT")
+    if not args["out"] and not args["resume"]:
+        parser.error("give --out RUN_DIR (a new run) or --resume RUN_DIR")
+    if args["out"] and args["resume"] and Path(args["out"]) != Path(args["resume"]):
+        parser.error("--resume continues in its own run directory; leave out --out")
+    return argparse.Namespace(**args), set(given)
+
+
+def _config_from_args(args) -> TrainConfig:
+    names = {f.name for f in dataclasses.fields(TrainConfig)}
+    return TrainConfig(**{k: v for k, v in vars(args).items() if k in names})
+
+
+def _output_samples(args, sample_rate: int) -> int:
+    if args.output_seconds is not None:
+        return max(1, int(round(args.output_seconds * sample_rate)))
+    return args.output_samples or DEFAULT_OUTPUT_SAMPLES
+
+
+def build_datasets_from_args(args, model: WaveUNet) -> tuple:
+    """(train, valid) datasets for the command-line arguments, via wavesep.data."""
+    from .. import data
+
+    # Every rank builds its datasets; the decode cache is written atomically, so concurrent
+    # builders are safe (a second run, or ranks after the first, hit the cache).
+    augment = args.augment
+    if augment and getattr(args, "remix", False):
+        augment = data.AugmentConfig(remix=True)
+    elif augment and str(args.preset).startswith("M"):
+        # The paper's presets get the paper's augmentation: source gains U(0.7, 1.0) only.
+        augment = data.AugmentConfig.paper()
+    kwargs = {"is_wav": args.is_wav, "seed": args.seed, "cache_dir": args.cache_dir, "augment": augment,
+              "output_samples": _output_samples(args, model.sample_rate), "progress": _dist_info()[0] == 0}
+    if args.valid_windows is not None:
+        kwargs["valid_windows"] = args.valid_windows
+    return data.build_datasets(args.dataset, args.root, args.task, model, **kwargs)
+
+
+def _task_name(sources) -> Optional[str]:
+    """The task whose targets are exactly ``sources`` (in order), else None."""
+    return next((name for name, task in TASKS.items() if tuple(sources) == task), None)
+
+
+def _stored_run(run_dir: Path) -> dict:
+    """{"config", "metadata"} of the run's last.pt, read by rank 0 and broadcast, so that in a
+    multi-node job only rank 0's machine needs the run directory."""
+    rank, world = _dist_info()
+    payload = [None]
+    if rank == 0:
+        last = run_dir / checkpoint.LAST_NAME
+        try:
+            if not last.is_file():
+                raise CheckpointError(f"{run_dir}: no {checkpoint.LAST_NAME} to resume from")
+            ckpt = checkpoint.load(last)
+            payload = [{"config": ckpt["config"], "metadata": ckpt.get("metadata", {})}]
+        except WavesepError as exc:
+            payload = [{"error": str(exc)}]  # every rank raises it, none waits for the others
+    if world > 1:
+        device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else None
+        dist.broadcast_object_list(payload, src=0, device=device)
+    if "error" in payload[0]:
+        raise CheckpointError(payload[0]["error"])
+    return payload[0]
+
+
+def _prepare(args, given: set) -> tuple:
+    """(model, run directory, resume?) for a new or resumed run; may change ``args`` in place."""
+    if args.resume:
+        run_dir = Path(args.resume)
+        last = run_dir / checkpoint.LAST_NAME
+        ckpt = _stored_run(run_dir)
+        stored = dict(ckpt.get("metadata", {}).get("training_args") or {})
+        if not stored:
+            raise CheckpointError(f"{last}: no training arguments stored; it cannot be resumed from the command line")
+        changed = sorted(k for k in _RUN_DEFINING if k in given and getattr(args, k) != stored.get(k))
+        if args.dataset is not None and args.dataset != stored.get("dataset"):
+            changed.append("dataset")
+        if changed:
+            raise CheckpointError(
+                f"{run_dir}: --resume continues the run as it was defined; "
+                f"{', '.join('--' + k.replace('_', '-') for k in changed)} cannot change (start a new run with --out)"
+            )
+        merged = dict(stored)
+        for key in _PER_INVOCATION:  # budgets of the earlier invocation do not carry over
+            merged[key] = getattr(args, key)
+        for key in given:  # runtime options and data paths may change
+            merged[key] = getattr(args, key)
+        if any(k in given for k in ("musdb", "stems", "synthetic")):
+            merged["root"] = args.root
+        merged["resume"], merged["out"] = str(run_dir), str(run_dir)
+        for key, value in merged.items():
+            setattr(args, key, value)
+        try:
+            model = WaveUNet(WaveUNetConfig.from_dict(ckpt["config"]))  # weights: loaded by train()
+        except (KeyError, ValueError, TypeError) as exc:
+            raise CheckpointError(f"{last}: cannot rebuild the model ({exc})") from None
+        return model, run_dir, True
+    run_dir = Path(args.out)
+    if (run_dir / checkpoint.LAST_NAME).exists():
+        raise CheckpointError(
+            f"{run_dir} already holds a run ({checkpoint.LAST_NAME}); continue it with --resume {run_dir} "
+            "or choose another --out"
+        )
+    config = presets.get(args.preset)
+    if args.task is not None:
+        config = config.replace(sources=TASKS[args.task])
+    elif getattr(args, "sources", None):
+        config = config.replace(sources=tuple(args.sources))
+    # Without --task the preset's sources are kept in their order; the data module matches
+    # targets to stems by name (e.g. "accompaniment" = every stem but vocals).
+    torch.manual_seed(args.seed)
+    model = WaveUNet(config)
+    if args.init_from:
+        source = checkpoint.load_model(args.init_from)  # CheckpointError names the file
+        try:
+            grow.init_from(model, source)
+        except ValueError as exc:
+            raise CheckpointError(f"{args.init_from}: {exc}") from None
+    return model, run_dir, False
+
+
+def _plain_args(args) -> dict:
+    return {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
+
+
+def main(argv=None) -> int:
+    """Command line: ``python train.py --preset small --synthetic CORPUS --out runs/small``.
+
+    Returns the exit code: 0 finished or stopped by a budget (resumable), 1 error or divergence,
+    128 + signal number when stopped by SIGINT/SIGTERM (after writing a resumable checkpoint).
+    """
+    args, given = parse_args(argv)
+    created_group = False
+    try:
+        if args.threads:
+            torch.set_num_threads(args.threads)  # on a shared or small machine 1 thread can be fastest
+        created_group = setup_distributed(args.device)
+        model, run_dir, resume = _prepare(args, given)
+        config = _config_from_args(args)
+        if "progress" not in given and not sys.stderr.isatty():
+            config.progress = False  # a progress bar in a log file is noise; epochs are still printed
+        train_set, valid_set = build_datasets_from_args(args, model)
+        metadata = {"preset": args.preset, "task": args.task or _task_name(model.sources), "dataset": args.dataset,
+                    "training_args": _plain_args(args)}
+        if resolve_device(config.device).type == "cuda":
+            torch.backends.cudnn.benchmark = True  # fixed window shapes: let cuDNN pick its fastest kernels
+        result = train(model, train_set, valid_set, run_dir, config, metadata=metadata, resume=resume)
+    except KeyboardInterrupt:
+        print(f"interrupted; the checkpoints in {args.resume or args.out} are as last written", file=sys.stderr)
+        return 128 + int(signal.SIGINT)
+    except WavesepError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        if created_group:
+            dist.destroy_process_group()
+    if result.status == "diverged":
+        print(f"error: {result.message}", file=sys.stderr)
+        return 1
+    if result.status == "interrupted":
+        return 128 + int(result.signal or signal.SIGTERM)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
