@@ -17,7 +17,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from wavesep.evaluation import runner as ev
+from wavesep import evaluation as ev
+from wavesep.evaluation.methods import _model_plan
 from wavesep.errors import DataError
 from wavesep.metrics import aggregate as agg
 
@@ -447,7 +448,7 @@ def test_model_targets_must_be_formable():
     assert ev.resolve_targets(method, [], "test", ["accompaniment", "vocals"], model=Multi()) == (
         "vocals", "accompaniment"
     )
-    assert ev._model_plan(Multi.sources, ("accompaniment",), "m") == {"accompaniment": (0, 1, 2)}
+    assert _model_plan(Multi.sources, ("accompaniment",), "m") == {"accompaniment": (0, 1, 2)}
 
 
 def test_oracle_targets_default_to_the_sisec_columns_or_follow_the_method():

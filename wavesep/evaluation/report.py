@@ -1,0 +1,102 @@
+"""The text report of an evaluation (median SDR/SIR/SAR/ISR per method and target, SiSEC rows),
+and the summary JSON written beside the per-track results."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Mapping, Optional
+
+from wavesep.evaluation.methods import Method
+from wavesep.metrics import aggregate as agg
+
+
+# ---------------------------------------------------------------------- report and plot
+
+
+def format_report(
+    results: Mapping[str, Mapping[str, agg.TrackResult]],
+    labels: Optional[Mapping[str, str]] = None,
+    published: bool = True,
+    window_seconds: float = 1.0,
+) -> str:
+    """Text tables of the SDR per target for several methods, beside the published rows.
+
+    Args:
+        results: ``{method name: {track: TrackResult}}``.
+        labels: display names of the methods (default: their names).
+        published: add the published SiSEC 2018 rows (MUSDB18 test set) to the median table.
+        window_seconds: frame length, for the labels.
+
+    Returns:
+        The report: SDR tables under both track conventions (median, mean), then per method all
+        four metrics, the musical-noise numbers and the NaN-frame counts.
+    """
+    labels = dict(labels or {})
+    targets = agg.ordered_targets(t for r in results.values() for tr in r.values() for t in tr.scores)
+    lines: List[str] = []
+    for tracks_agg in ("median", "mean"):
+        lines.append(f"SDR in dB, {agg.convention_label('median', tracks_agg, window_seconds)}")
+        rows = []
+        for method, res in results.items():
+            scores = agg.aggregate(res, "median", tracks_agg)
+            rows.append(
+                [labels.get(method, method), str(len(res))]
+                + [agg.format_value(scores[t]["SDR"]) if t in scores else "" for t in targets]
+            )
+        if published and tracks_agg == "median":
+            rows.append(["published, SiSEC 2018, MUSDB18 test set (50 tracks):", ""] + [""] * len(targets))
+            for row in agg.sisec18_rows(include_later=True):
+                name = f"  {row.name}" + (f" ({row.note})" if row.note else "")
+                rows.append([name, "50"] + [agg.format_value(row.sdr.get(t)) for t in targets])
+        lines.append(agg.format_table(["method", "tracks"] + list(targets), rows))
+        lines.append("")
+    lines.append(
+        f"Per method: metrics in dB, {agg.convention_label('median', 'median', window_seconds)}; "
+        "spots/s (residual isolated peaks per second) and KR (kurt(estimate) / kurt(reference)): "
+        "median over tracks; NaN frames: left out of the medians"
+    )
+    for method, res in results.items():
+        scores = agg.aggregate(res)
+        extras = agg.aggregate_extras(res)
+        nans = agg.nan_frames(res)
+        rows = []
+        for target in agg.ordered_targets(scores):
+            nan, total, empty = nans[target]
+            share = f"{nan}/{total} ({100.0 * nan / total:.1f}%)" if total else "0/0"
+            if empty:
+                share += f", {empty} track(s) all NaN"
+            extra = extras.get(target, {})
+            rows.append(
+                [target]
+                + [agg.format_value(scores[target][m]) for m in agg.METRICS]
+                + [agg.format_value(extra.get("spot_rate")), agg.format_value(extra.get("kurtosis_ratio"), 3), share]
+            )
+        lines.append(f"{labels.get(method, method)} ({len(res)} track{'' if len(res) == 1 else 's'})")
+        lines.append(agg.format_table(["target"] + list(agg.METRICS) + ["spots/s", "KR", "NaN frames"], rows))
+        lines.append("")
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _write_summary(folder: Path, folder_subset: str, results, method: Method) -> Path:
+    """``folder/summary-<subset>.json``: aggregated numbers with their conventions (outside the
+    subset folder, so museval's loaders never mistake it for a track)."""
+    summary = {
+        "method": method.name,
+        "method_kind": method.kind,
+        "subset": folder_subset,
+        "tracks": sorted(results),
+        "sisec2018": {
+            "convention": agg.convention_label("median", "median"),
+            "scores": agg.aggregate(results, "median", "median"),
+        },
+        "mean_over_tracks": {
+            "convention": agg.convention_label("median", "mean"),
+            "scores": agg.aggregate(results, "median", "mean"),
+        },
+        "musical_noise_median_over_tracks": agg.aggregate_extras(results),
+        "nan_frames": {
+            t: {"nan": n, "total": total, "tracks_all_nan": e} for t, (n, total, e) in agg.nan_frames(results).items()
+        },
+    }
+    path = folder / f"summary-{folder_subset}.json"
+    return agg.write_json(path, summary)
