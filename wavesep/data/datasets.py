@@ -3,17 +3,17 @@
 Shape legend: S targets (the model's sources), S_all raw stems of a track (bass, drums, other,
 vocals for MUSDB), C channels, T samples; T_in / T_out the model's input / output window.
 
-Typical use (the contract with :mod:`wavesep.train`)::
+Typical use (the contract with :mod:`wavesep.training`)::
 
     train_set, valid_set = build_datasets("musdb", "~/MUSDB18-HQ", "vocals", model, is_wav=True)
     mix, targets = train_set[i]   # (C, T_in), (S, C, T_out) float32, a pure function of (seed, i)
 
-Datasets (see :mod:`wavesep.data_tracks`): ``"musdb"`` (musdb's official train/valid split, and
+Datasets (see :mod:`wavesep.data.tracks`): ``"musdb"`` (musdb's official train/valid split, and
 the test subset), ``"synthetic"`` (the :mod:`wavesep.synth` corpus, split by its splits.json) and
 ``"stems"`` (one folder per track, one file per source, optional mixture).
 
 Every track is decoded, converted to the model's channel count and resampled to its rate once,
-then kept on disk as a memory-mapped float32 array (see :mod:`wavesep.data_cache`), so later
+then kept on disk as a memory-mapped float32 array (see :mod:`wavesep.data.cache`), so later
 epochs and runs never decode again.
 
 Targets: task "vocals" gives (accompaniment, vocals) with accompaniment = sum of every stem but
@@ -216,7 +216,7 @@ class TrainWindows(_TrackSet):
         target_names: the model's sources, in order (see :func:`target_stems`).
         window: window lengths (:meth:`WindowSpec.from_model`).
         seed: non-negative int.
-        augment: an :class:`~wavesep.augment.AugmentConfig`, True (its defaults), False, or a dict.
+        augment: an :class:`~wavesep.data.augment.AugmentConfig`, True (its defaults), False, or a dict.
         length: the virtual length reported by ``len()``.
     """
 
@@ -367,11 +367,11 @@ def load_tracks(
     """The tracks of a subset, decoded (once, through the cache) at ``sample_rate`` and ``channels``.
 
     Args:
-        dataset, root, subset, is_wav, sources: as :func:`wavesep.data_tracks.list_tracks`.
+        dataset, root, subset, is_wav, sources: as :func:`wavesep.data.tracks.list_tracks`.
         sample_rate: Hz to resample to (None: the files' own rate).
         channels: 1 or 2 (stereo -> mono by the mean, mono -> stereo by duplication); None: as stored.
-        cache_dir: decoded-track cache (default :func:`wavesep.data_cache.default_cache_dir`).
-        cache_dtype: "float32" or "float16" (half the disk; see :mod:`wavesep.data_cache`).
+        cache_dir: decoded-track cache (default :func:`wavesep.data.cache.default_cache_dir`).
+        cache_dtype: "float32" or "float16" (half the disk; see :mod:`wavesep.data.cache`).
         progress: show a progress bar while tracks are decoded (cache misses only).
 
     Returns:
@@ -391,7 +391,7 @@ def cache_tracks(
     cache_dtype: str = "float32",
     progress: bool = False,
 ) -> list:
-    """:func:`wavesep.data_cache.cache_track` over ``specs``, with an optional progress bar over
+    """:func:`wavesep.data.cache.cache_track` over ``specs``, with an optional progress bar over
     the tracks that need decoding. Returns a list of :class:`CachedTrack` in the order of ``specs``."""
     if cache_dtype not in CACHE_DTYPES:
         raise DataError(f"cache_dtype must be one of {CACHE_DTYPES}, got {cache_dtype!r}")

@@ -1,7 +1,7 @@
 """Finding the tracks of a dataset: which files hold which stems of which track, per subset.
 
 Part of :mod:`wavesep.data` (which re-exports :func:`list_tracks`, :class:`TrackSpec` and
-:class:`AudioRef`). Nothing here decodes audio; :mod:`wavesep.data_cache` does.
+:class:`AudioRef`). Nothing here decodes audio; :mod:`wavesep.data.cache` does.
 
 Datasets:
 

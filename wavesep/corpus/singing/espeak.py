@@ -23,6 +23,7 @@ from fractions import Fraction
 import numpy as np
 from scipy.signal import resample_poly
 
+from wavesep.corpus.singing.common import _phrases, load_pyworld
 from wavesep.errors import DependencyError
 
 INSTALL = "apt-get install -y espeak-ng && pip install pyworld"
@@ -74,7 +75,6 @@ def check_available() -> None:
     """Raise DependencyError unless espeak-ng and pyworld can be used."""
     if shutil.which("espeak-ng") is None:
         raise DependencyError(f"espeak-ng is not installed; install it with: {INSTALL}")
-    from wavesep.corpus.singing.methods import load_pyworld
     load_pyworld()
 
 
@@ -82,7 +82,6 @@ def check_available() -> None:
 def _analysed_syllable(voice: str, text: str, formant: float = 1.0) -> tuple:
     """WORLD analysis of one spoken syllable, its envelope warped by ``formant``:
     (f0, sp, ap, nucleus_start, nucleus_end, fs), or None when nothing voiced was spoken."""
-    from wavesep.corpus.singing.methods import load_pyworld
     pw = load_pyworld()
     x, fs = _speak(voice, text)
     # trim leading/trailing silence so frame 0 is the start of the syllable
@@ -131,7 +130,6 @@ def sing(name: str, notes: list, num_samples: int, sample_rate: int, rng,
     Returns:
         float32 (T,) at ``sample_rate``.
     """
-    from wavesep.corpus.singing.methods import _phrases, load_pyworld
     pw = load_pyworld()
     voice, lang, formant, vib_cents = _voice_parts(name)
     words = WORDS.get(lang, WORDS["en"])
