@@ -16,6 +16,10 @@ from ..model import WaveUNet
 from .distributed import _dist_info
 
 
+# ---------------------------------------------------------------------- validation
+
+
+@torch.no_grad()
 def evaluate(
     model: WaveUNet,
     valid_set,
