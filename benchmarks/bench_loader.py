@@ -35,7 +35,7 @@ from wavesep.data import build_datasets
 def make_corpus(root: Path, tracks: int, seconds: float, seed: int = 0) -> str:
     """Writes the corpus; returns how it was made."""
     try:
-        from wavesep import synth
+        from wavesep.corpus import command as synth
 
         synth.build_corpus(root, tracks=tracks, seconds=seconds, seed=seed, valid_tracks=1, test_tracks=1)
         return "wavesep.synth"

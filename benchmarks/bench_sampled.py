@@ -25,7 +25,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 import numpy as np  # noqa: E402
 
-from wavesep import sampled, singing  # noqa: E402
+from wavesep.corpus import sampled, singing  # noqa: E402
 
 
 def _cpu_seconds() -> float:

@@ -19,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from wavesep import synth
+from wavesep.corpus import command as synth
 
 
 def main() -> None:

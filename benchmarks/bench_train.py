@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from wavesep import WaveUNet, presets
-from wavesep.train import TrainConfig, train
+from wavesep.training import TrainConfig, train
 
 
 def _load() -> str:
@@ -38,7 +38,7 @@ def _load() -> str:
 
 
 def _corpus(root: Path, tracks: int, valid: int, test: int, seconds: float, seed: int = 0) -> float:
-    from wavesep import synth
+    from wavesep.corpus import command as synth
 
     t0 = time.perf_counter()
     synth.build_corpus(root, tracks=tracks, seconds=seconds, seed=seed, valid_tracks=valid, test_tracks=test,
@@ -111,7 +111,7 @@ def _score_tracks(model, corpus: Path, names: list) -> dict:
 
 def synthetic(args) -> None:
     from wavesep import load_model
-    from wavesep import train as wtrain
+    from wavesep import training as wtrain
 
     out = Path(args.out)
     corpus = out / "corpus"

@@ -13,7 +13,8 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from wavesep import audio, synth
+from wavesep import audio
+from wavesep.corpus import command as synth
 
 
 def main(argv=None) -> int:

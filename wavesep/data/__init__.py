@@ -1,4 +1,18 @@
-"""Training data: track discovery, the decoded-track cache, augmentation and the datasets."""
+"""Training data: track discovery, the decoded-track cache, augmentation and the datasets.
+
+- :mod:`.tracks`: which tracks a dataset has (MUSDB18 / MUSDB18-HQ via musdb, the synthetic
+  corpus by its splits.json, folders of stems), as :class:`TrackSpec` lists; decodes nothing;
+- :mod:`.cache`: each track decoded, resampled and converted once, then memory-mapped from disk;
+- :mod:`.augment`: the augmentations of training windows (gain, channel swap, sign, remix);
+- :mod:`.datasets`: :class:`TrainWindows`, :class:`ValidationSet` and :func:`build_datasets`,
+  the contract with :mod:`wavesep.training` (see there for shapes).
+
+Everything public is re-exported here (``from wavesep.data import build_datasets``).
+
+May import: wavesep.audio (decoding), the shared basics (atomic, errors) and the model's task
+constants (wavesep.model). It reads corpora from disk and never imports wavesep.corpus; training
+and evaluation import it, never the reverse.
+"""
 
 from wavesep.data.datasets import *  # noqa: F401,F403
 from wavesep.data.datasets import __all__  # noqa: F401
