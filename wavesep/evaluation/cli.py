@@ -173,7 +173,5 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 if __name__ == "__main__":
-    # through the package module, so worker processes find the same functions
-    from wavesep.evaluation import main as _main
-
-    sys.exit(_main())
+    # the worker processes' functions live in wavesep.evaluation.runner, never in __main__
+    sys.exit(main())
