@@ -1,4 +1,4 @@
-"""Speed and variety of the sampled renderer (wavesep.sampled).
+"""Speed and variety of the sampled renderer (wavesep.corpus.sampled).
 
 Speed: renders songs with each singing method forced and prints the real-time factor
 (seconds of audio per second of wall time and per second of CPU time, the CPU time

@@ -1,7 +1,7 @@
-"""Tests of the sampled renderer (wavesep.sampled and its helper modules).
+"""Tests of the sampled renderer (wavesep.corpus.sampled and its helper modules).
 
 They skip, with the reason, when FluidSynth/MMA/music21 or a singing backend is missing
-(install lines: see wavesep.sampled.check_dependencies). Pitch is measured with WORLD's
+(install lines: see wavesep.corpus.sampled.check_dependencies). Pitch is measured with WORLD's
 DIO + StoneMask tracker, independent of how each method synthesises the voice.
 """
 

@@ -1,4 +1,4 @@
-"""Tests of wavesep.augment: each augmentation on its own, the config, and determinism."""
+"""Tests of wavesep.data.augment: each augmentation on its own, the config, and determinism."""
 
 import numpy as np
 import pytest

@@ -5,8 +5,8 @@ the parts are :mod:`.scores` (pieces), :mod:`.grooves` (MMA accompaniment), :mod
 (FluidSynth), :mod:`.effects` (rooms, EQ), :mod:`.arrangement` (one song from them) and
 :mod:`.statistics` (variety of a written corpus). The singers are :mod:`wavesep.corpus.singing`.
 
-:mod:`.arrangement` is about 600 lines because :func:`render` is one cohesive thing: the plan of
-one song, from the piece to the mixed stems, read best top to bottom.
+May import: wavesep.corpus.singing, wavesep.errors, and its engines (libfluidsynth through ctypes,
+the ``mma`` command, music21); a missing one is reported with its install line.
 """
 
 from wavesep.corpus.sampled.arrangement import (

@@ -19,6 +19,9 @@ Stems: "vocals" (the sung melody only), "drums", "bass", "other" (everything els
 float32 ``(T, 2)`` with ``T = round(seconds * sample_rate)``. Everything random is drawn from
 one generator seeded by ``(seed, name, split)``: the same arguments give the same audio.
 Validation and test songs use pieces held out by hash (wavesep.corpus.sampled.scores.split_of).
+
+At about 600 lines this module is one cohesive thing: :func:`render`, the plan of one song from
+the piece to the mixed stems, with the small helpers it reads top to bottom.
 """
 
 from __future__ import annotations
