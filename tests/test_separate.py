@@ -360,3 +360,60 @@ def test_separator_api(tmp_path):
     assert model.training
     with pytest.raises(ValueError, match="not a stem"):
         Separator(model, two_stems="piano")
+
+
+# ------------------------------------------------------------------------------ name clashes
+
+
+def _vocals(out, name):
+    return read(out / "tiny-untrained" / name / "vocals.wav")[0]
+
+
+def test_same_file_name_in_two_folders_is_not_overwritten(tmp_path, capsys):
+    a = write(tmp_path / "in" / "albumA" / "song.wav", tone(0.2, seed=1))
+    b = write(tmp_path / "in" / "albumB" / "song.wav", tone(0.3, seed=2))
+    out = tmp_path / "out"
+    assert run(a, b, "-o", out, "--float32") == 0
+    assert sorted(p.name for p in (out / "tiny-untrained").iterdir()) == ["albumA_song", "albumB_song"]
+    assert _vocals(out, "albumA_song").shape[0] == len(tone(0.2))
+    assert _vocals(out, "albumB_song").shape[0] == len(tone(0.3))
+    assert "separated 2 of 2" in capsys.readouterr().out
+
+
+def test_two_input_folders_with_the_same_track_names(tmp_path):
+    for album, seconds in (("x/music", 0.2), ("y/music", 0.3)):
+        write(tmp_path / album / "cd1" / "song.wav", tone(seconds))
+    out = tmp_path / "out"
+    assert run(tmp_path / "x" / "music", tmp_path / "y" / "music", "-o", out, "--float32") == 0
+    model_dir = out / "tiny-untrained"
+    names = sorted(p.relative_to(model_dir).parent.as_posix() for p in model_dir.rglob("vocals.wav"))
+    assert names == ["x_music_cd1/song", "y_music_cd1/song"]
+    assert _vocals(out, "x_music_cd1/song").shape[0] == len(tone(0.2))
+    assert _vocals(out, "y_music_cd1/song").shape[0] == len(tone(0.3))
+
+
+def test_clash_rules_are_decided_for_the_whole_run(tmp_path):
+    out = tmp_path / "out"
+    # case differs only: one folder on case-insensitive file systems
+    a = write(tmp_path / "p" / "Song.wav", tone(0.1))
+    b = write(tmp_path / "q" / "song.wav", tone(0.1))
+    assert sorted(t.name for t in collect_tracks([a, b], out)[0]) == ["p_Song", "q_song"]
+    # same folder, other extension: the extension tells them apart
+    c = write(tmp_path / "p" / "Song.flac", tone(0.1), subtype="PCM_16")
+    assert [t.name for t in collect_tracks([a, c], out)[0]] == ["Song.wav", "Song.flac"]
+    # nothing tells them apart but their order: numbered in input order
+    d = write(tmp_path / "r" / "p" / "Song.wav", tone(0.1))
+    e = write(tmp_path / "s" / "r" / "p" / "Song.wav", tone(0.1))
+    names = [t.name for t in collect_tracks([a, c, d, e], out)[0]]
+    assert len(set(n.casefold() for n in names)) == 4, names
+    f = write(tmp_path / "p" / "SONG.wav", tone(0.1))
+    if not f.samefile(a):  # a case-sensitive file system: only the order tells a and f apart
+        assert [t.name for t in collect_tracks([a, f], out)[0]] == ["Song", "SONG (2)"]
+    # a track whose folder would hold another track's folder is renamed too
+    root = tmp_path / "music"
+    write(root / "album.wav", tone(0.1))
+    write(root / "album" / "song.wav", tone(0.1))
+    names = sorted(t.name for t in collect_tracks([root], out)[0])
+    assert "album/song" in names and "album" not in names and len(names) == 2
+    # the same file given twice is separated once
+    assert len(collect_tracks([a, a, tmp_path / "p"], out)[0]) == len(list((tmp_path / "p").iterdir()))

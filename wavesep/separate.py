@@ -13,6 +13,7 @@ after a summary. ``main(argv)`` returns the exit status, so tests call it in-pro
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import threading
 import time
@@ -43,10 +44,15 @@ EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 130
 
 @dataclass
 class Track:
-    """One input file and the name of its output folder (relative, may contain '/')."""
+    """One input file and the name of its output folder (relative, may contain '/').
+
+    ``roots``: the names of the folders above the input it came from, nearest last (for a file
+    given by name its own folder's path, for a file found in a folder that folder's path
+    included); used only to tell apart tracks that would share a name."""
 
     path: Path
     name: str
+    roots: tuple = ()
 
 
 def _track_stem(path: Path) -> str:
@@ -60,14 +66,19 @@ def _hidden(parts) -> bool:
     return any(p.startswith(".") for p in parts)
 
 
+def _folder_names(folder: Path) -> tuple:
+    return Path(os.path.abspath(folder)).parts[1:]  # without the root ("/", "C:\\")
+
+
 def collect_tracks(inputs, out_dir: Path) -> tuple:
-    """Expands files and folders into tracks.
+    """Expands files and folders into tracks with unique output names.
 
     Returns (tracks, problems): ``problems`` lists (input, message) for inputs that do not exist.
     Folders are searched recursively for :data:`FOLDER_EXTENSIONS`, skipping hidden files and
     folders and the output folder; their tracks are named by their path relative to the folder
-    (``album/01 song``). When two inputs would share an output folder, the file name with its
-    extension is used instead (``song.mp3``).
+    (``album/01 song``), files given by name by their name without extension. A file given
+    twice (or reached twice) is separated once. Names that would clash are made unique for the
+    whole run before anything is written, see :func:`unique_names`.
     """
     out_resolved = out_dir.resolve()
     found, problems, seen = [], [], set()
@@ -75,6 +86,7 @@ def collect_tracks(inputs, out_dir: Path) -> tuple:
         path = Path(given)
         if path.is_dir():
             candidates = []
+            roots = _folder_names(path)
             for f in sorted(path.rglob("*")):
                 rel = f.relative_to(path)
                 if _hidden(rel.parts) or not f.is_file():
@@ -83,26 +95,97 @@ def collect_tracks(inputs, out_dir: Path) -> tuple:
                     continue
                 if out_resolved == f.resolve() or out_resolved in f.resolve().parents:
                     continue
-                candidates.append((f, (rel.parent / _track_stem(f)).as_posix()))
+                candidates.append((f, (rel.parent / _track_stem(f)).as_posix(), roots))
             if not candidates:
                 problems.append((str(given), "no audio files found in this folder"))
         elif path.exists() or path.is_symlink():
-            candidates = [(path, _track_stem(path))]
+            candidates = [(path, _track_stem(path), _folder_names(path.parent))]
         else:
             problems.append((str(given), "no such file or folder"))
             continue
-        for f, name in candidates:
+        for f, name, roots in candidates:
             key = f.resolve()
             if key not in seen:
                 seen.add(key)
-                found.append(Track(f, name))
-    counts = {}
-    for t in found:
-        counts[t.name] = counts.get(t.name, 0) + 1
-    for t in found:
-        if counts[t.name] > 1:
-            t.name = (Path(t.name).parent / t.path.name).as_posix()
+                found.append(Track(f, name, roots))
+    for track, name in zip(found, unique_names(found)):
+        track.name = name
     return found, problems
+
+
+def _clashing(names: list) -> list:
+    """Groups (lists of indices) of names that cannot all be output folders of one run: equal
+    names (ignoring case, as some file systems do), and a name whose folder would hold another's
+    (``album`` and ``album/song``: the former is renamed alone)."""
+    by_key = {}
+    for i, name in enumerate(names):
+        by_key.setdefault(name.casefold(), []).append(i)
+    groups = [idx for idx in by_key.values() if len(idx) > 1]
+    for name in names:
+        parts = name.casefold().split("/")
+        for depth in range(1, len(parts)):
+            holder = by_key.get("/".join(parts[:depth]))
+            if holder and len(holder) == 1 and holder not in groups:
+                groups.append(holder)
+    return groups
+
+
+def _with_prefix(track: Track, base: str, depth: int) -> Optional[str]:
+    """``base`` with the ``depth`` nearest folder names of its input prepended to its first part
+    (``albumA_song``, ``music_cd1/song``); None when there are not that many folders."""
+    if depth > len(track.roots):
+        return None
+    first, _, rest = base.partition("/")
+    head = "_".join(list(track.roots[len(track.roots) - depth :]) + [first])
+    return f"{head}/{rest}" if rest else head
+
+
+def unique_names(tracks: list) -> list:
+    """The output names of ``tracks``, unique for the run (ignoring case) and never one inside
+    another's folder. Each group of clashing names is renamed, all its members alike, by the
+    first of these rules that makes them distinct (and clashes with no other name):
+
+    1. the nearest parent folder names prepended, as few as needed, joined by "_"
+       (``albumA/song.wav``, ``albumB/song.wav`` -> ``albumA_song``, ``albumB_song``);
+    2. the file's extension kept, then with parent folders as in 1 (``song.wav``, ``song.flac``);
+    3. " (2)", " (3)", ... appended to all but the first, in input order.
+    """
+    names = [t.name for t in tracks]
+
+    def fits(group, candidate) -> bool:
+        """Whether ``group``'s first members, renamed to ``candidate``, clash with nothing (its
+        members not yet renamed left out)."""
+        trial = list(names)
+        for i in group:
+            trial[i] = f"\0{i}"  # cannot be a file name
+        for i, name in zip(group, candidate):
+            trial[i] = name
+        renamed = set(group[: len(candidate)])
+        return not any(set(g) & renamed for g in _clashing(trial))
+
+    # One pass settles every group: a group's new names are checked against all current names.
+    for group in _clashing(names):
+        depth_max = max(len(tracks[i].roots) for i in group)
+        options = [(d, False) for d in range(1, depth_max + 1)]
+        options += [(d, True) for d in range(0, depth_max + 1)]
+        for depth, extension in options:
+            candidate = [
+                _with_prefix(tracks[i], tracks[i].name + (tracks[i].path.suffix if extension else ""), depth)
+                for i in group
+            ]
+            if None not in candidate and fits(group, candidate):
+                break
+        else:
+            candidate = [names[group[0]]] if len(group) > 1 else []
+            number = 2
+            for i in group[len(candidate):]:
+                while not fits(group, candidate + [f"{names[i]} ({number})"]):
+                    number += 1
+                candidate.append(f"{names[i]} ({number})")
+                number += 1
+        for i, name in zip(group, candidate):
+            names[i] = name
+    return names
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -298,7 +381,7 @@ def _separate_track(separator: Separator, path: Path) -> tuple:
         raise type(exc)(f"{path}: {exc}") from None
 
 
-__all__ = ["FOLDER_EXTENSIONS", "Track", "build_parser", "collect_tracks", "main"]
+__all__ = ["FOLDER_EXTENSIONS", "Track", "build_parser", "collect_tracks", "main", "unique_names"]
 
 
 if __name__ == "__main__":
