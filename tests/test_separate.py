@@ -417,3 +417,44 @@ def test_clash_rules_are_decided_for_the_whole_run(tmp_path):
     assert "album/song" in names and "album" not in names and len(names) == 2
     # the same file given twice is separated once
     assert len(collect_tracks([a, a, tmp_path / "p"], out)[0]) == len(list((tmp_path / "p").iterdir()))
+
+
+# ------------------------------------------------------------------------------ a track as a unit
+
+
+def test_a_track_is_written_whole_or_not_at_all(tmp_path, monkeypatch, capsys):
+    from wavesep import audio
+
+    song = write(tmp_path / "song.wav", tone(0.2))
+    out = tmp_path / "out"
+    folder = out / "tiny-untrained" / "song"
+    real_write = audio.write
+    calls = []
+
+    def second_stem_fails(path, *args, **kwargs):
+        calls.append(path)
+        if len(calls) % 2 == 0:
+            raise audio.AudioError(f"failed to write {path}: No space left on device")
+        return real_write(path, *args, **kwargs)
+
+    monkeypatch.setattr(audio, "write", second_stem_fails)
+    assert run(song, "-o", out) == 1
+    assert "No space left" in capsys.readouterr().err
+    assert not folder.exists()  # not one stem of the failed track
+    assert [p for p in out.rglob("*") if p.is_file()] == []
+    # A rerun that fails keeps the previous complete set untouched.
+    monkeypatch.setattr(audio, "write", real_write)
+    assert run(song, "-o", out, "--float32") == 0
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    monkeypatch.setattr(audio, "write", second_stem_fails)
+    calls.clear()
+    assert run(song, "-o", out) == 1
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+    assert [p.name for p in (out / "tiny-untrained").iterdir()] == ["song"]
+    # A successful rerun replaces the stems it writes and leaves other files alone.
+    monkeypatch.setattr(audio, "write", real_write)
+    (folder / "notes.txt").write_text("mine")
+    assert run(song, "-o", out) == 0
+    assert sorted(p.name for p in folder.iterdir()) == ["accompaniment.wav", "notes.txt", "vocals.wav"]
+    assert sf.info(str(folder / "vocals.wav")).subtype == "PCM_16"
+    assert [p.name for p in (out / "tiny-untrained").iterdir()] == ["song"]

@@ -22,6 +22,7 @@ import torch
 from torch import Tensor
 
 from . import apply, audio, postfilter as postfilters
+from .atomic import atomic_folder
 from .errors import AudioError
 from .model import WaveUNet
 from .pretrained import DEFAULT_MODEL, get_model
@@ -191,8 +192,9 @@ class Separator:
         encoding: str = "int16",
         extension: str = "wav",
     ) -> dict:
-        """Writes every stem to ``folder/<stem>.<extension>`` (atomically, see
-        :func:`wavesep.audio.write`).
+        """Writes every stem to ``folder/<stem>.<extension>``, as a set: all stems are written into
+        a temporary folder, then moved into ``folder`` (:func:`wavesep.atomic.atomic_folder`), so a
+        failure leaves none of them and any previous files as they were.
 
         Args:
             stems: {name: Tensor (C, T)}.
@@ -225,10 +227,14 @@ def save_stems(
     if extension == "flac" and encoding == "float32":
         raise ValueError("FLAC cannot hold float samples: use int16 or int24 with flac")
     folder = Path(folder)
-    written = {}
-    for name, wav in stems.items():
-        written[name] = audio.write(folder / f"{name}.{extension}", wav, sample_rate, SUBTYPES[encoding])
-    return written
+    try:
+        # All stems are written into a temporary folder first: a failure leaves none of them.
+        with atomic_folder(folder) as staging:
+            for name, wav in stems.items():
+                audio.write(staging / f"{name}.{extension}", wav, sample_rate, SUBTYPES[encoding])
+    except OSError as exc:
+        raise AudioError(f"cannot write the stems into {folder}: {exc.strerror or exc}") from None
+    return {name: folder / f"{name}.{extension}" for name in stems}
 
 
 __all__ = ["SUBTYPES", "Separator", "rest_name", "save_stems", "two_stems"]

@@ -3,13 +3,15 @@
 Readers never see a half-written file, and a failure (or a kill) at any moment leaves the
 previous file untouched and no temporary file behind (an interrupted process may leave a hidden
 ``.<name>.<random>.tmp``, never a truncated ``<name>``). New files get the usual permissions
-(0o666 minus the umask), not mkstemp's 0o600.
+(0o666 minus the umask), not mkstemp's 0o600. :func:`atomic_folder` does the same for a set of
+files that belong together (a track's stems).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import uuid
 from pathlib import Path
 from typing import IO, Iterator
@@ -55,6 +57,33 @@ def atomic_open(path: str | os.PathLike, mode: str = "wb", encoding: str | None 
         with os.fdopen(fd, mode, encoding=(encoding or "utf-8") if text else None) as handle:
             yield handle
             handle.flush()
+
+
+@contextlib.contextmanager
+def atomic_folder(folder: str | os.PathLike) -> Iterator[Path]:
+    """Yields an empty hidden folder ``.<name>.<random>.tmp`` next to ``folder`` to write a set of
+    files into. When the block succeeds they are moved into ``folder``: by one rename when
+    ``folder`` does not exist yet (or is empty), else file by file (``os.replace``), replacing
+    files of the same names and leaving the others; the set is complete before the first move. If
+    the block fails, the temporary folder is removed with everything in it and ``folder`` is left
+    as it was. Raises OSError when ``folder`` cannot be created or is not a folder."""
+    folder = Path(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _temporary_name(folder, ".tmp")
+    tmp.mkdir()
+    try:
+        yield tmp
+        try:
+            os.rename(tmp, folder)  # POSIX: also replaces an empty folder
+        except OSError:
+            if not folder.is_dir():
+                raise
+            for entry in sorted(tmp.iterdir()):
+                os.replace(entry, folder / entry.name)
+            tmp.rmdir()
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
 
 
 def write_text(path: str | os.PathLike, text: str) -> Path:

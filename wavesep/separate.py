@@ -4,8 +4,8 @@
     -> separated/<model name>/<track name>/<stem>.wav
 
 Inputs are files and folders (searched recursively for audio files). Stems are written at the
-input's sample rate and exact length, 16-bit by default, each file through a temporary file and
-a rename, so an interrupted run leaves no half-written file. A file that cannot be read or
+input's sample rate and exact length, 16-bit by default. A track's files are written into a
+temporary folder and moved into place together, so a track is written whole or not at all. A file that cannot be read or
 separated is reported and skipped; the others are still processed and the exit status is then 1,
 after a summary. ``main(argv)`` returns the exit status, so tests call it in-process.
 """
@@ -26,6 +26,7 @@ from typing import Optional
 
 from . import apply, pretrained
 from .api import Separator, save_stems
+from .atomic import atomic_folder
 from .audio import read
 from .errors import WavesepError
 from .postfilter import CHOICES as POSTFILTER_CHOICES
@@ -326,14 +327,18 @@ def main(argv=None) -> int:
         try:
             stems, rate, mixture = _separate_track(separator, track.path)
             folder = model_dir / track.name
-            save_stems(stems, folder, rate, encoding=args.encoding, extension=extension)
-            if args.spectrogram:
-                from .plot import save_spectrograms
+            # The track's files are written into a temporary folder and moved into place together.
+            with atomic_folder(folder) as staging:
+                save_stems(stems, staging, rate, encoding=args.encoding, extension=extension)
+                if args.spectrogram:
+                    from .plot import save_spectrograms
 
-                save_spectrograms(folder / "spectrograms.png", mixture, stems, rate,
-                                  title=f"{track.name} ({separator.name})")
+                    save_spectrograms(staging / "spectrograms.png", mixture, stems, rate,
+                                      title=f"{track.name} ({separator.name})")
         except WavesepError as exc:
             message = str(exc)
+        except OSError as exc:  # the track's folder cannot be created or filled
+            message = f"cannot write into {model_dir / track.name}: {exc.strerror or exc}"
         except Exception as exc:  # a bug: report it fully, but keep going with the other files
             message = f"unexpected {type(exc).__name__}: {exc}"
             with lock:
