@@ -102,3 +102,21 @@ def test_metadata_must_be_plain_data(tmp_path):
     assert meta["root"] == str(tmp_path) and meta["sizes"] == [1, 2]
     with pytest.raises(TypeError, match=r"metadata\['bad'\]"):
         checkpoint.save(tmp_path / "n.pt", model, metadata={"bad": object()})
+
+
+def test_a_killed_save_leaves_a_temporary_that_the_next_save_removes(tmp_path):
+    import os
+    import time
+
+    stale = tmp_path / ".last.pt.0123456789ab.tmp"  # what kill -9 during a save leaves
+    stale.write_bytes(b"half a checkpoint")
+    old = time.time() - 3600
+    os.utime(stale, (old, old))
+    other = tmp_path / ".best.pt.0123456789ab.tmp"  # another file's: left to that file's save
+    other.write_bytes(b"x")
+    os.utime(other, (old, old))
+    fresh = tmp_path / ".last.pt.fedcba987654.tmp"  # newer than this process: not ours to judge
+    fresh.write_bytes(b"y")
+    os.utime(fresh, (time.time() + 3600,) * 2)
+    checkpoint.save(tmp_path / "last.pt", _model())
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([fresh.name, other.name, "last.pt"])

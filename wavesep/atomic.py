@@ -11,14 +11,53 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
+import time
 import uuid
 from pathlib import Path
 from typing import IO, Iterator
 
 
+# The temporaries of wavesep (here and in wavesep.audio.write): "." + the target's name + "." + 12
+# hex digits + ".tmp" (or ".png" for plots, see atomic_path's suffix).
+TEMPORARY_PATTERN = re.compile(r"\.(?P<name>.+)\.[0-9a-f]{12}\.(?:tmp|png)", re.DOTALL)
+# About when this process started (wavesep is imported early): temporaries older than this
+# cannot be this process's own work in progress.
+PROCESS_START = time.time()
+
+
 def _temporary_name(path: Path, suffix: str) -> Path:
     return path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}{suffix}")
+
+
+def remove_stale(folder: str | os.PathLike, before: float | None = None, name: str | None = None) -> list:
+    """Removes the temporaries of wavesep's naming (``.<name>.<12 hex digits>.tmp`` files and
+    :func:`atomic_folder` folders) that a killed process left in ``folder``: only those last
+    modified before ``before`` (seconds since the epoch; default :data:`PROCESS_START`), since a
+    newer one may belong to a process still writing it; only those of target ``name`` if given.
+    Returns the removed paths; a missing folder or an entry that cannot be removed is skipped."""
+    before = PROCESS_START if before is None else before
+    removed = []
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return removed
+    for entry in entries:
+        match = TEMPORARY_PATTERN.fullmatch(entry.name)
+        if match is None or (name is not None and match["name"] != name):
+            continue
+        try:
+            if entry.stat(follow_symlinks=False).st_mtime >= before:
+                continue
+            if entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(entry.path)
+            else:
+                os.unlink(entry.path)
+        except OSError:
+            continue
+        removed.append(Path(entry.path))
+    return removed
 
 
 def _fsync(path: Path) -> None:

@@ -12,7 +12,8 @@ never runs code:
      "training": {...}  # optional: optimiser, stage, counters, RNG states (plain data + tensors)}
 
 Every write goes to a temporary file in the destination folder and is renamed over the target,
-so a process killed at any moment leaves the previous file intact.
+so a process killed at any moment leaves the previous file intact; the temporary such a kill
+leaves is removed by the next save of that file.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from typing import Any, Mapping, Optional
 
 import torch
 
-from .atomic import atomic_open
+from .atomic import atomic_open, remove_stale
 from .errors import CheckpointError
 from .model import WaveUNet, WaveUNetConfig
 
@@ -34,8 +35,10 @@ LAST_NAME = "last.pt"
 
 
 def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
-    """``torch.save(obj)`` to ``path`` through a temporary file and a rename."""
+    """``torch.save(obj)`` to ``path`` through a temporary file and a rename. Temporaries of
+    ``path`` that a killed process left (older than this process) are removed first."""
     path = Path(path)
+    remove_stale(path.parent, name=path.name)
     with atomic_open(path, "wb") as f:
         torch.save(obj, f)
     return path
