@@ -598,6 +598,33 @@ def test_write_failure_leaves_no_temp_file_and_keeps_old_file(tmp_path, monkeypa
     assert path.read_bytes() == before
 
 
+def test_short_write_is_an_audio_error_and_samples_go_through_the_descriptor(tmp_path, monkeypatch):
+    # soundfile asserts that every frame was written; libsndfile writing to a full disk fails so
+    path = tmp_path / "out.wav"
+
+    def short_write(self, data):
+        raise AssertionError
+
+    monkeypatch.setattr(soundfile.SoundFile, "write", short_write)
+    with pytest.raises(AudioError, match="could not all be written"):
+        audio.write(path, torch.zeros(2, 100), 8000)
+    assert os.listdir(tmp_path) == []
+    # libsndfile is given the file descriptor, not a Python file object: no Python I/O callback
+    # (where cffi would swallow a Ctrl-C) runs during a write
+    monkeypatch.undo()
+    opened = []
+    real_init = soundfile.SoundFile.__init__
+
+    def spy(self, file, *args, **kwargs):
+        opened.append(file)
+        real_init(self, file, *args, **kwargs)
+
+    monkeypatch.setattr(soundfile.SoundFile, "__init__", spy)
+    audio.write(path, torch.zeros(2, 100), 8000)
+    assert len(opened) == 1 and isinstance(opened[0], int)
+    assert soundfile.info(str(path)).frames == 100
+
+
 def test_write_to_unwritable_folder(tmp_path, monkeypatch):
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")

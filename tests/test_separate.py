@@ -1,7 +1,9 @@
 """The command line (wavesep.separate.main, run in-process), the Separator API and the registry of
 named models (wavesep.pretrained), with the "tiny-untrained" model."""
 
+import os
 import shutil
+import time
 
 import numpy as np
 import pytest
@@ -458,3 +460,81 @@ def test_a_track_is_written_whole_or_not_at_all(tmp_path, monkeypatch, capsys):
     assert sorted(p.name for p in folder.iterdir()) == ["accompaniment.wav", "notes.txt", "vocals.wav"]
     assert sf.info(str(folder / "vocals.wav")).subtype == "PCM_16"
     assert [p.name for p in (out / "tiny-untrained").iterdir()] == ["song"]
+
+
+# ------------------------------------------------------------------------------ interrupts
+
+
+def test_ctrl_c_swallowed_inside_soundfile_still_stops_the_run(tmp_path, monkeypatch, capsys):
+    """An exception raised in one of soundfile's cffi I/O callbacks is printed and dropped; the
+    write then fails with soundfile's AssertionError. A Ctrl-C handled there must still stop the
+    whole run with 130 and leave no file."""
+    import signal
+
+    first = write(tmp_path / "in" / "a.wav", tone(0.2))
+    second = write(tmp_path / "in" / "b.wav", tone(0.2))
+
+    def ctrl_c_inside_a_callback(self, data):
+        try:
+            signal.raise_signal(signal.SIGINT)  # the handler runs here, inside the "callback"
+        except KeyboardInterrupt:
+            pass  # what cffi does with it
+        raise AssertionError  # soundfile: assert written == frames
+
+    monkeypatch.setattr(sf.SoundFile, "write", ctrl_c_inside_a_callback)
+    out = tmp_path / "out"
+    assert run(first, second, "-o", out) == 130
+    assert "interrupted" in capsys.readouterr().err
+    assert list(out.rglob("*")) in ([], [out / "tiny-untrained"])  # not b either, nothing hidden
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers restored
+
+
+def test_sigterm_during_a_write_exits_143_and_leaves_no_temporary(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    song = write(tmp_path / "song.wav", tone(0.2))
+    out = tmp_path / "out"
+    script = f"""
+import os, signal, sys
+import soundfile
+from wavesep.separate import main
+real = soundfile.SoundFile.write
+def terminated_half_way(self, data):
+    real(self, data[: len(data) // 2])
+    os.kill(os.getpid(), signal.SIGTERM)
+    real(self, data[len(data) // 2 :])
+soundfile.SoundFile.write = terminated_half_way
+sys.exit(main([{str(song)!r}, "-o", {str(out)!r}, "-n", "tiny-untrained", "-d", "cpu"]))
+"""
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 143, proc.stderr
+    assert "interrupted" in proc.stderr
+    assert [p for p in out.rglob("*") if p.name != "tiny-untrained"] == []
+
+
+def test_stale_temporaries_of_our_naming_are_removed(tmp_path, capsys):
+    song = write(tmp_path / "song.wav", tone(0.2))
+    model_dir = tmp_path / "out" / "tiny-untrained"
+    folder = model_dir / "song"
+    folder.mkdir(parents=True)
+    stale = [folder / ".vocals.wav.0123456789ab.tmp", folder / ".spectrograms.png.a1b2c3d4e5f6.png",
+             model_dir / ".song.00112233aabb.tmp"]
+    stale[0].write_bytes(b"RIFF half a file")
+    stale[1].write_bytes(b"\x89PNG")
+    stale[2].mkdir()
+    (stale[2] / "vocals.wav").write_bytes(b"RIFF")
+    kept = [folder / ".vocals.wav.0123456789ab.tmp.bak", folder / ".notes.tmp", model_dir / "a.0123456789ab.tmp",
+            folder / ".accompaniment.wav.fedcba987654.tmp"]
+    for p in kept:
+        p.write_bytes(b"not ours, or not stale")
+    hour_ago = time.time() - 3600
+    for p in stale + kept[:-1]:
+        os.utime(p, (hour_ago, hour_ago))
+    os.utime(kept[-1], (time.time() + 3600,) * 2)  # newer than the run: another run's, in use
+    assert run(song, "-o", tmp_path / "out") == 0
+    assert not any(p.exists() for p in stale)
+    assert all(p.exists() for p in kept)
+    assert "removed 3 temporary" in capsys.readouterr().out

@@ -766,10 +766,13 @@ def write(
             f"cannot write {p.name}: the folder {folder} is not writable ({exc.strerror or exc})"
         ) from None
     try:
-        with os.fdopen(fd, "w+b") as handle:
-            with soundfile.SoundFile(handle, "w", samplerate=sample_rate,
-                                     channels=array.shape[0], subtype=subtype,
-                                     format=format) as sf_out:
+        try:
+            # libsndfile writes through the descriptor itself. Given a Python file object it would
+            # call back into Python for every write, and cffi drops an exception raised in such a
+            # callback (a Ctrl-C among them): the write would only fail later, as an
+            # AssertionError.
+            with soundfile.SoundFile(fd, "w", samplerate=sample_rate, channels=array.shape[0],
+                                     subtype=subtype, format=format, closefd=False) as sf_out:
                 # soundfile wants (T, C) rows; converting block by block keeps the extra memory
                 # small for long signals.
                 for block_start in range(0, array.shape[1], _BLOCK_FRAMES):
@@ -777,14 +780,18 @@ def write(
                     if block.dtype not in (np.float32, np.float64):
                         block = block.astype(np.float32)
                     sf_out.write(np.ascontiguousarray(block.T))  # (T_block, C)
-            handle.flush()
-            os.fsync(handle.fileno())
+            os.fsync(fd)
+        finally:
+            os.close(fd)
         os.replace(tmp, p)
     except BaseException as exc:
         try:
             tmp.unlink()
         except OSError:
             pass
+        if isinstance(exc, AssertionError):  # soundfile: fewer frames written than given
+            raise AudioError(f"failed to write {p}: the samples could not all be written "
+                             "(is the disk full?)") from exc
         if isinstance(exc, (OSError, RuntimeError, soundfile.SoundFileError)):
             raise AudioError(f"failed to write {p}: {exc}") from exc
         raise

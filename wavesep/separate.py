@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 import threading
 import time
@@ -26,7 +27,7 @@ from typing import Optional
 
 from . import apply, pretrained
 from .api import Separator, save_stems
-from .atomic import atomic_folder
+from .atomic import atomic_folder, remove_stale
 from .audio import read
 from .errors import WavesepError
 from .postfilter import CHOICES as POSTFILTER_CHOICES
@@ -40,7 +41,7 @@ FOLDER_EXTENSIONS = frozenset(
     }
 )
 
-EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 130
+EXIT_OK, EXIT_FAILED = 0, 1  # interrupted: 128 + the signal, 130 (SIGINT) or 143 (SIGTERM)
 
 
 @dataclass
@@ -264,7 +265,8 @@ def _check_output_folder(folder: Path) -> Optional[str]:
 def main(argv=None) -> int:
     """Runs the command line with ``argv`` (default: ``sys.argv[1:]``); returns the exit status:
     0 all tracks separated, 1 some failed (after a summary) or nothing could be done, 2 bad
-    arguments, 130 interrupted."""
+    arguments, 130 interrupted (SIGINT, Ctrl-C), 143 terminated (SIGTERM); after an interrupt no
+    partial or temporary file is left."""
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
@@ -290,6 +292,58 @@ def main(argv=None) -> int:
         print(f"wavesep-separate: error: --segment must be > 0 seconds, got {args.segment}", file=sys.stderr)
         return 2
 
+    started = time.time()
+    with StopSignals() as stop:
+        try:
+            return _separate_all(args, stop, started)
+        except KeyboardInterrupt as exc:
+            signum = getattr(exc, "signum", None) or stop.signum or signal.SIGINT
+            print(f"\nwavesep-separate: interrupted ({signal.Signals(signum).name}); the tracks "
+                  "already written are complete, and no partial or temporary file was left",
+                  file=sys.stderr, flush=True)
+            return 128 + signum
+
+
+class Interrupted(KeyboardInterrupt):
+    """A stop asked for by a signal (SIGINT or SIGTERM, in ``signum``)."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+class StopSignals:
+    """While active, SIGINT and SIGTERM raise :class:`Interrupted`, so that SIGTERM too unwinds
+    through the clean-up of temporary files, and are remembered in ``signum``: an interrupt that
+    a C library swallowed on its way (cffi prints and drops an exception raised in a callback)
+    and the worker threads, which signals do not reach, still see it through :meth:`check`.
+    Handlers can only be set from the main thread; elsewhere only ``signum`` is used."""
+
+    def __init__(self):
+        self.signum: Optional[int] = None
+        self._previous = {}
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc_info):
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+    def _handle(self, signum, frame):
+        self.signum = self.signum or signum
+        raise Interrupted(signum)
+
+    def check(self) -> None:
+        """Raises :class:`Interrupted` if a stop was asked for."""
+        if self.signum is not None:
+            raise Interrupted(self.signum)
+
+
+def _separate_all(args, stop: StopSignals, started: float) -> int:
     try:
         separator = Separator(
             args.model,
@@ -303,6 +357,7 @@ def main(argv=None) -> int:
             postfilter=args.postfilter,
         )
     except (WavesepError, ValueError) as exc:
+        stop.check()
         print(f"wavesep-separate: error: {exc}", file=sys.stderr)
         return EXIT_FAILED
 
@@ -317,6 +372,12 @@ def main(argv=None) -> int:
         if why is not None:
             print(f"wavesep-separate: error: {why}; nothing was separated", file=sys.stderr)
             return EXIT_FAILED
+        # Temporaries that a killed run left where this run writes (older than this run: a newer
+        # one may be another run's work in progress).
+        folders = {model_dir / t.name for t in tracks} | {(model_dir / t.name).parent for t in tracks}
+        removed = [p for folder in sorted(folders) for p in remove_stale(folder, before=started)]
+        if removed and not args.quiet:
+            print(f"removed {len(removed)} temporary file(s) or folder(s) left by an interrupted run")
 
     extension = "flac" if args.flac else "wav"
     lock = threading.Lock()
@@ -325,7 +386,9 @@ def main(argv=None) -> int:
     def run_one(index: int, track: Track) -> Optional[str]:
         start = time.perf_counter()
         try:
-            stems, rate, mixture = _separate_track(separator, track.path)
+            stop.check()
+            stems, rate, mixture = _separate_track(separator, track.path, lambda done: stop.check())
+            stop.check()
             folder = model_dir / track.name
             # The track's files are written into a temporary folder and moved into place together.
             with atomic_folder(folder) as staging:
@@ -335,11 +398,15 @@ def main(argv=None) -> int:
 
                     save_spectrograms(staging / "spectrograms.png", mixture, stems, rate,
                                       title=f"{track.name} ({separator.name})")
+                stop.check()
         except WavesepError as exc:
+            stop.check()  # a failure caused by an interrupt is the interrupt
             message = str(exc)
         except OSError as exc:  # the track's folder cannot be created or filled
+            stop.check()
             message = f"cannot write into {model_dir / track.name}: {exc.strerror or exc}"
         except Exception as exc:  # a bug: report it fully, but keep going with the other files
+            stop.check()
             message = f"unexpected {type(exc).__name__}: {exc}"
             with lock:
                 traceback.print_exc(file=sys.stderr)
@@ -353,16 +420,17 @@ def main(argv=None) -> int:
             print(f"[{index + 1}/{total}] error: {message}", file=sys.stderr, flush=True)
         return message
 
-    try:
-        if args.jobs == 1 or total <= 1:
-            results = [run_one(i, t) for i, t in enumerate(tracks)]
-        else:
-            with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-                results = list(pool.map(run_one, range(total), tracks))
-    except KeyboardInterrupt:
-        print("\nwavesep-separate: interrupted; files already written are complete, "
-              "no partial file was left", file=sys.stderr)
-        return EXIT_INTERRUPTED
+    if args.jobs == 1 or total <= 1:
+        results = [run_one(i, t) for i, t in enumerate(tracks)]
+    else:
+        pool = ThreadPoolExecutor(max_workers=args.jobs)
+        try:
+            results = list(pool.map(run_one, range(total), tracks))
+        except BaseException:
+            stop.signum = stop.signum or signal.SIGINT  # the running tracks stop at their next check
+            raise
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
 
     failures += [(str(t.path), msg) for t, msg in zip(tracks, results) if msg is not None]
     done = total - sum(msg is not None for msg in results)
@@ -376,17 +444,17 @@ def main(argv=None) -> int:
     return EXIT_OK
 
 
-def _separate_track(separator: Separator, path: Path) -> tuple:
+def _separate_track(separator: Separator, path: Path, progress=None) -> tuple:
     """(stems, sample rate, mixture (C, T)) of one file; the rate is returned rather than read from
     the shared separator, which parallel jobs would race on."""
     wav, rate = read(path)
     try:
-        return separator.separate_tensor(wav, rate), rate, wav
+        return separator.separate_tensor(wav, rate, progress=progress), rate, wav
     except WavesepError as exc:
         raise type(exc)(f"{path}: {exc}") from None
 
 
-__all__ = ["FOLDER_EXTENSIONS", "Track", "build_parser", "collect_tracks", "main", "unique_names"]
+__all__ = ["FOLDER_EXTENSIONS", "Interrupted", "StopSignals", "Track", "build_parser", "collect_tracks", "main", "unique_names"]
 
 
 if __name__ == "__main__":
