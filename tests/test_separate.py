@@ -538,3 +538,27 @@ def test_stale_temporaries_of_our_naming_are_removed(tmp_path, capsys):
     assert not any(p.exists() for p in stale)
     assert all(p.exists() for p in kept)
     assert "removed 3 temporary" in capsys.readouterr().out
+
+
+# ------------------------------------------------------------------------------ broken models
+
+
+@pytest.mark.parametrize("postfilter", ["none", "ratio-mask"])
+def test_nan_network_output_is_reported_not_hidden(tmp_path, capsys, postfilter):
+    from wavesep.errors import ModelError
+
+    model = pretrained.get_model("tiny-untrained")
+    with torch.no_grad():
+        for p in model.parameters():
+            p.fill_(float("nan"))  # what a diverged training can leave
+    path = checkpoint.save(tmp_path / "diverged.pt", model)
+    song = write(tmp_path / "song.wav", tone(0.5))
+    out = tmp_path / "out"
+    status = main([str(song), "-o", str(out), "-n", str(path), "-d", "cpu", "--postfilter", postfilter])
+    assert status == 1
+    err = capsys.readouterr().err
+    assert "NaN" in err and "song.wav" in err and "diverged" in err
+    assert not (out / "diverged" / "song").exists()
+    # the mask would have turned the NaN into mixture / 2 for every stem
+    with pytest.raises(ModelError, match="NaN or infinite"):
+        Separator(model, device="cpu", postfilter="ratio-mask").separate_tensor(torch.from_numpy(tone(0.5).T.copy()), RATE)

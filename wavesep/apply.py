@@ -40,7 +40,7 @@ import torch
 from torch import Tensor
 
 from . import audio
-from .errors import AudioError
+from .errors import AudioError, ModelError
 from .model import WaveUNet
 from .postfilter import POSTFILTERS, ratio_mask
 
@@ -524,6 +524,15 @@ def _check_finite(mix: Tensor) -> None:
             )
 
 
+def _check_estimates(out: Tensor) -> None:
+    for sl in _blocks(out.shape[-1]):
+        if not bool(torch.isfinite(out[..., sl]).all()):
+            raise ModelError(
+                "the model produced NaN or infinite estimates: its weights are broken (e.g. a "
+                "diverged training) or, with --precision float16, the network overflowed"
+            )
+
+
 # ---------------------------------------------------------------------------------- separate
 
 
@@ -585,6 +594,7 @@ def separate(
 
     Raises:
         AudioError: NaN/Inf samples, or a channel layout the policy refuses.
+        ModelError: the model's estimates hold NaN/Inf samples.
         ValueError: bad arguments.
     """
     if not isinstance(mix, Tensor) or mix.dim() not in (2, 3) or not mix.is_floating_point():
@@ -615,6 +625,7 @@ def separate(
     out = torch.zeros(batch, model.num_sources, out_channels, length)  # (B, S, C_out, T)
     if length > 0:
         _run(model, items, out, sample_rate, dev, segment_seconds, batch_size, precision, progress)
+        _check_estimates(out)  # before the post-filter, whose mask would hide NaN estimates
         if sample_rate != model.sample_rate and model.config.output == "difference":
             others = [s for s in range(model.num_sources) if s != residual]
             for b in range(batch):

@@ -24,3 +24,8 @@ class CheckpointError(WavesepError, ValueError):
 
 class DependencyError(WavesepError, RuntimeError):
     """An optional system or Python dependency is missing; the message says how to install it."""
+
+
+class ModelError(WavesepError, RuntimeError):
+    """A model produced unusable output (NaN or infinite estimates: diverged or corrupt weights,
+    or an overflow in reduced precision)."""
