@@ -366,14 +366,15 @@ def test_corrupt_file(tmp_path, monkeypatch, payload, ffmpeg_present):
         audio.info(path)
 
 
-def test_truncated_wav_reads_what_is_there(tmp_path):
-    # libsndfile trusts the bytes present over the header's size: a cut file is still usable.
+def test_truncated_wav_reads_what_is_there_when_allowed(tmp_path):
+    # libsndfile trusts the bytes present over the header's size: a cut file is still usable
+    # when asked for (by default it is an error, see test_truncated_wav_is_an_error_naming_the_frames).
     x = stereo_test_signal(1000)
     path = tmp_path / "cut.wav"
     soundfile.write(str(path), x.T, 8000, subtype="PCM_16")
     data = path.read_bytes()
     path.write_bytes(data[: 44 + 4 * 600])
-    y, _ = audio.read(path)
+    y, _ = audio.read(path, allow_truncated=True)
     assert y.shape == (2, 600)
     np.testing.assert_allclose(y.numpy(), x[:, :600], atol=1 / 2**15)
 
@@ -670,3 +671,18 @@ def test_write_rejects_bad_input(tmp_path):
     audio.write(tmp_path / "n.wav", torch.tensor([[0.0, float("nan")]]), 8000, subtype="FLOAT",
                 check_finite=False)
     assert np.isnan(soundfile.read(str(tmp_path / "n.wav"))[0][1])
+
+
+@pytest.mark.parametrize("subtype", ["PCM_16", "FLOAT"])
+def test_truncated_wav_is_an_error_naming_the_frames(tmp_path, subtype):
+    full = tmp_path / "full.wav"
+    soundfile.write(str(full), np.zeros((1000, 2), np.float32), 8000, subtype=subtype)
+    data = full.read_bytes()
+    cut = tmp_path / "cut.wav"
+    cut.write_bytes(data[: len(data) - 400 * 2 * (2 if subtype == "PCM_16" else 4)])
+    with pytest.raises(AudioError, match=r"cut.wav is truncated: its header announces 1000 frames but it holds 600"):
+        audio.read(cut)
+    with pytest.raises(AudioError, match="truncated"):
+        audio.info(cut)
+    assert audio.read(full)[0].shape == (2, 1000)
+    assert audio.read(cut, allow_truncated=True)[0].shape == (2, 600)

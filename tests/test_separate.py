@@ -562,3 +562,35 @@ def test_nan_network_output_is_reported_not_hidden(tmp_path, capsys, postfilter)
     # the mask would have turned the NaN into mixture / 2 for every stem
     with pytest.raises(ModelError, match="NaN or infinite"):
         Separator(model, device="cpu", postfilter="ratio-mask").separate_tensor(torch.from_numpy(tone(0.5).T.copy()), RATE)
+
+
+# ------------------------------------------------------------------------------ odd files
+
+
+def test_a_file_name_that_is_not_utf8(tmp_path, capsys):
+    folder = os.fsencode(tmp_path / "in")
+    os.makedirs(folder)
+    raw = os.path.join(folder, b"bad\xffname.wav")
+    try:
+        with open(raw, "wb") as f:
+            sf.write(f, tone(0.2), RATE, format="WAV", subtype="FLOAT")
+    except OSError:
+        pytest.skip("this file system refuses names that are not UTF-8")
+    out = tmp_path / "out"
+    assert run(os.fsdecode(raw), "-o", out) == 0
+    written = os.path.join(os.fsencode(out / "tiny-untrained"), b"bad\xffname", b"vocals.wav")
+    assert sf.info(written).frames == len(tone(0.2))  # bytes: soundfile cannot encode the str
+    assert "bad\\xffname" in capsys.readouterr().out  # shown escaped
+    assert run(tmp_path / "in", "-o", out) == 0  # found in a folder too
+
+
+def test_a_truncated_wav_is_reported(tmp_path, capsys):
+    song = write(tmp_path / "song.wav", tone(0.4), subtype="PCM_16")
+    data = song.read_bytes()
+    cut = tmp_path / "cut.wav"
+    cut.write_bytes(data[: len(data) // 2])  # the header still announces every frame
+    assert run(cut, song, "-o", tmp_path / "out") == 1
+    err = capsys.readouterr().err
+    assert "cut.wav" in err and "truncated" in err
+    assert not (tmp_path / "out" / "tiny-untrained" / "cut").exists()
+    assert (tmp_path / "out" / "tiny-untrained" / "song" / "vocals.wav").exists()

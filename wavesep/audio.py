@@ -216,9 +216,50 @@ def _check_rate(value, name: str) -> int:
 # soundfile backend
 
 
+def _sf_name(path: Path):
+    # soundfile encodes a str name strictly, which fails on names that are not valid in the file
+    # system's encoding (bytes like b"\xff" on Linux come back from os.listdir as surrogates);
+    # the bytes themselves always work on POSIX.
+    return str(path) if os.name == "nt" else os.fsencode(path)
+
+
+def _wav_announced_frames(path: Path) -> Optional[int]:
+    """The frames the data chunk of a RIFF/WAVE file announces when the file holds fewer bytes
+    than that (a truncated copy or download); None otherwise, and for other formats and for the
+    size placeholders (0, 0xFFFFFFFF) that streaming writers leave."""
+    with open(path, "rb") as f:
+        size_total = os.fstat(f.fileno()).st_size
+        head = f.read(12)
+        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+            return None
+        pos, block_align = 12, 0
+        while pos + 8 <= size_total:
+            f.seek(pos)
+            chunk = f.read(24)
+            chunk_id, size = chunk[:4], int.from_bytes(chunk[4:8], "little")
+            if chunk_id == b"fmt " and len(chunk) >= 22:
+                block_align = int.from_bytes(chunk[20:22], "little")
+            elif chunk_id == b"data":
+                if size in (0, 0xFFFFFFFF) or not block_align or pos + 8 + size <= size_total:
+                    return None
+                return size // block_align
+            pos += 8 + size + (size & 1)
+    return None
+
+
+def _check_complete(path: Path, frames: int) -> None:
+    announced = _wav_announced_frames(path)
+    if announced is not None and announced > frames:
+        raise AudioError(
+            f"audio file {path} is truncated: its header announces {announced} frames but it "
+            f"holds {frames}; it was probably not copied or downloaded completely (copy it again, "
+            "or re-save what it holds, e.g. `ffmpeg -i FILE whole.wav`)"
+        )
+
+
 def _sf_read(path: Path, start: int, frames: Optional[int], np_dtype: str):
     """Decode with libsndfile. Returns ((T, C) array, sample rate, total frames in file)."""
-    with soundfile.SoundFile(str(path)) as f:
+    with soundfile.SoundFile(_sf_name(path)) as f:
         total = f.frames
         if 0 < start < total:
             f.seek(start)
@@ -373,10 +414,11 @@ def info(path: PathLike) -> AudioInfo:
     sf_error = ""
     if _extension(p) in SOUNDFILE_EXTENSIONS or _ffmpeg_executable("ffmpeg") is None:
         try:
-            sfi = soundfile.info(str(p))
+            sfi = soundfile.info(_sf_name(p))
         except (soundfile.SoundFileError, RuntimeError) as exc:
             sf_error = f"soundfile: {exc}"
         else:
+            _check_complete(p, sfi.frames)
             return AudioInfo(str(path), sfi.samplerate, sfi.channels, sfi.frames, True,
                              sfi.frames / sfi.samplerate if sfi.samplerate else 0.0,
                              sfi.format, sfi.subtype, 1, "soundfile")
@@ -410,6 +452,7 @@ def read(
     start: int = 0,
     frames: Optional[int] = None,
     stream: int = 0,
+    allow_truncated: bool = False,
 ) -> tuple[torch.Tensor, int]:
     """Read an audio file into a (C, T) float tensor.
 
@@ -433,6 +476,7 @@ def read(
             straight to ``start``; ffmpeg decodes from the beginning and drops what precedes it.
         stream: audio stream to decode in multi-stream containers (a MUSDB .stem.mp4 has
             0 mixture, 1 drums, 2 bass, 3 other, 4 vocals). Needs ffmpeg when not 0.
+        allow_truncated: read what a truncated wav holds instead of raising.
 
     Returns:
         ``(wav, sample_rate)``: ``wav`` a CPU tensor (C, T) of ``dtype``; ``sample_rate`` the
@@ -440,7 +484,8 @@ def read(
 
     Raises:
         AudioError: missing path, permission denied, directory, empty (0-byte) file, corrupt
-            file, no audio samples, NaN/Inf samples, bad arguments, or a channel layout that
+            or truncated file (a wav whose header announces more frames than it holds), no audio
+            samples, NaN/Inf samples, bad arguments, or a channel layout that
             ``channel_policy`` refuses. The message names the file.
         MissingFFmpegError: the format needs ffmpeg and it is not on the PATH.
     """
@@ -476,6 +521,9 @@ def read(
             data, rate, total = _sf_read(p, start, frames, np_dtype)
         except (soundfile.SoundFileError, RuntimeError) as exc:
             sf_error = f"soundfile: {exc}"
+        else:
+            if not allow_truncated:
+                _check_complete(p, total)
     if data is None:
         if not have_ffmpeg:
             if stream != 0:

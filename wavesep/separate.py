@@ -247,6 +247,23 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _printable(text: str, stream) -> str:
+    """``text`` as ``stream`` can encode it: the bytes of a file name that is not valid in the
+    file system's encoding (surrogate escapes in Python) as \\xNN, characters the stream's
+    encoding lacks as escapes."""
+    try:
+        text = text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:  # a lone surrogate that is not an escaped byte
+        text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    encoding = getattr(stream, "encoding", None) or "utf-8"
+    return text.encode(encoding, "backslashreplace").decode(encoding)
+
+
+def _print(text: str = "", file=None, flush: bool = False) -> None:
+    stream = sys.stdout if file is None else file
+    print(_printable(text, stream), file=stream, flush=flush)
+
+
 def _check_output_folder(folder: Path) -> Optional[str]:
     """None if files can be created in ``folder`` (created if missing), else the reason."""
     try:
@@ -275,21 +292,21 @@ def main(argv=None) -> int:
     if args.list_models:
         for name in pretrained.names():
             state = "" if name in pretrained.available() else "  (not installed)"
-            print(f"{name}: {pretrained.describe(name)}{state}")
+            _print(f"{name}: {pretrained.describe(name)}{state}")
         return EXIT_OK
     if not args.inputs:
         parser.print_usage(sys.stderr)
-        print("wavesep-separate: error: give at least one audio file or folder", file=sys.stderr)
+        _print("wavesep-separate: error: give at least one audio file or folder", file=sys.stderr)
         return 2
     if args.flac and args.encoding == "float32":
-        print("wavesep-separate: error: --flac cannot hold float samples; use --int24 or 16-bit", file=sys.stderr)
+        _print("wavesep-separate: error: --flac cannot hold float samples; use --int24 or 16-bit", file=sys.stderr)
         return 2
     for name, value in (("--batch-size", args.batch_size), ("--jobs", args.jobs)):
         if value is not None and value < 1:
-            print(f"wavesep-separate: error: {name} must be >= 1, got {value}", file=sys.stderr)
+            _print(f"wavesep-separate: error: {name} must be >= 1, got {value}", file=sys.stderr)
             return 2
     if not args.segment > 0:
-        print(f"wavesep-separate: error: --segment must be > 0 seconds, got {args.segment}", file=sys.stderr)
+        _print(f"wavesep-separate: error: --segment must be > 0 seconds, got {args.segment}", file=sys.stderr)
         return 2
 
     started = time.time()
@@ -298,7 +315,7 @@ def main(argv=None) -> int:
             return _separate_all(args, stop, started)
         except KeyboardInterrupt as exc:
             signum = getattr(exc, "signum", None) or stop.signum or signal.SIGINT
-            print(f"\nwavesep-separate: interrupted ({signal.Signals(signum).name}); the tracks "
+            _print(f"\nwavesep-separate: interrupted ({signal.Signals(signum).name}); the tracks "
                   "already written are complete, and no partial or temporary file was left",
                   file=sys.stderr, flush=True)
             return 128 + signum
@@ -358,7 +375,7 @@ def _separate_all(args, stop: StopSignals, started: float) -> int:
         )
     except (WavesepError, ValueError) as exc:
         stop.check()
-        print(f"wavesep-separate: error: {exc}", file=sys.stderr)
+        _print(f"wavesep-separate: error: {exc}", file=sys.stderr)
         return EXIT_FAILED
 
     out_root = Path(args.out)
@@ -366,18 +383,18 @@ def _separate_all(args, stop: StopSignals, started: float) -> int:
     tracks, problems = collect_tracks(args.inputs, out_root)
     failures = list(problems)
     for given, why in problems:
-        print(f"error: {given}: {why}", file=sys.stderr)
+        _print(f"error: {given}: {why}", file=sys.stderr)
     if tracks:
         why = _check_output_folder(model_dir)
         if why is not None:
-            print(f"wavesep-separate: error: {why}; nothing was separated", file=sys.stderr)
+            _print(f"wavesep-separate: error: {why}; nothing was separated", file=sys.stderr)
             return EXIT_FAILED
         # Temporaries that a killed run left where this run writes (older than this run: a newer
         # one may be another run's work in progress).
         folders = {model_dir / t.name for t in tracks} | {(model_dir / t.name).parent for t in tracks}
         removed = [p for folder in sorted(folders) for p in remove_stale(folder, before=started)]
         if removed and not args.quiet:
-            print(f"removed {len(removed)} temporary file(s) or folder(s) left by an interrupted run")
+            _print(f"removed {len(removed)} temporary file(s) or folder(s) left by an interrupted run")
 
     extension = "flac" if args.flac else "wav"
     lock = threading.Lock()
@@ -409,15 +426,15 @@ def _separate_all(args, stop: StopSignals, started: float) -> int:
             stop.check()
             message = f"unexpected {type(exc).__name__}: {exc}"
             with lock:
-                traceback.print_exc(file=sys.stderr)
+                _print(traceback.format_exc().rstrip(), file=sys.stderr)
         else:
             if not args.quiet:
                 with lock:
-                    print(f"[{index + 1}/{total}] {track.path} -> {folder} "
+                    _print(f"[{index + 1}/{total}] {track.path} -> {folder} "
                           f"({time.perf_counter() - start:.1f} s)", flush=True)
             return None
         with lock:
-            print(f"[{index + 1}/{total}] error: {message}", file=sys.stderr, flush=True)
+            _print(f"[{index + 1}/{total}] error: {message}", file=sys.stderr, flush=True)
         return message
 
     if args.jobs == 1 or total <= 1:
@@ -435,11 +452,11 @@ def _separate_all(args, stop: StopSignals, started: float) -> int:
     failures += [(str(t.path), msg) for t, msg in zip(tracks, results) if msg is not None]
     done = total - sum(msg is not None for msg in results)
     if failures or not args.quiet:
-        print(f"separated {done} of {total} track(s) with model '{separator.name}' into {model_dir}")
+        _print(f"separated {done} of {total} track(s) with model '{separator.name}' into {model_dir}")
     if failures:
-        print(f"{len(failures)} input(s) failed:", file=sys.stderr)
+        _print(f"{len(failures)} input(s) failed:", file=sys.stderr)
         for given, why in failures:
-            print(f"  {given}: {why}", file=sys.stderr)
+            _print(f"  {given}: {why}", file=sys.stderr)
         return EXIT_FAILED
     return EXIT_OK
 
