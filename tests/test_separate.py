@@ -2,6 +2,7 @@
 named models (wavesep.pretrained), with the "tiny-untrained" model."""
 
 import os
+import re
 import shutil
 import time
 
@@ -594,3 +595,52 @@ def test_a_truncated_wav_is_reported(tmp_path, capsys):
     assert "cut.wav" in err and "truncated" in err
     assert not (tmp_path / "out" / "tiny-untrained" / "cut").exists()
     assert (tmp_path / "out" / "tiny-untrained" / "song" / "vocals.wav").exists()
+
+
+# ------------------------------------------------------------------------------ messages
+
+
+@pytest.mark.parametrize("segment", ["inf", "-inf", "nan", "0"])
+def test_segment_must_be_a_finite_positive_length(tmp_path, capsys, segment):
+    song = write(tmp_path / "song.wav", tone(0.1))
+    assert run(song, "-o", tmp_path / "out", "--segment", segment) == 2
+    err = capsys.readouterr().err
+    assert "--segment" in err and "Traceback" not in err and "Overflow" not in err
+    with pytest.raises(ValueError, match="segment_seconds"):
+        Separator("tiny-untrained", device="cpu", segment_seconds=float(segment)).separate_tensor(
+            torch.zeros(2, 1000), RATE)
+
+
+def test_six_channels_message_names_the_option(tmp_path, capsys):
+    path = write(tmp_path / "surround.wav", tone(0.2, channels=6))
+    assert run(path, "-o", tmp_path / "out") == 1
+    assert "--channels" in capsys.readouterr().err
+
+
+def test_summary_names_each_failure_once_and_counts_missing_inputs(tmp_path, capsys):
+    good = write(tmp_path / "good.wav", tone(0.1))
+    empty = tmp_path / "empty.wav"
+    empty.write_bytes(b"")
+    missing = tmp_path / "missing.wav"
+    assert run(missing, empty, good, "-o", tmp_path / "out") == 1
+    captured = capsys.readouterr()
+    assert "separated 1 of 3" in captured.out
+    summary = captured.err[captured.err.index("2 input(s) failed"):].splitlines()[1:]
+    assert len(summary) == 2
+    for line, path in zip(summary, (missing, empty)):
+        assert line.count(str(path)) == 1, line
+
+
+def test_a_refused_checkpoint_does_not_advise_unsafe_loading(tmp_path, capsys):
+    class Payload:
+        def __reduce__(self):
+            return (print, ("code ran on load",))
+
+    path = tmp_path / "evil.pt"
+    torch.save({"format": "wavesep-checkpoint", "x": Payload()}, path)
+    song = write(tmp_path / "song.wav", tone(0.1))
+    assert main([str(song), "-o", str(tmp_path / "out"), "-n", str(path), "-d", "cpu"]) == 1
+    err = capsys.readouterr().err
+    assert "evil.pt" in err and "refused" in err
+    assert re.search(r"reference to (builtins\.)?print\b", err)  # what it holds, in torch's words
+    assert "weights_only" not in err and "code ran on load" not in err

@@ -127,8 +127,8 @@ def plan_tiles(model: WaveUNet, length: int, segment_seconds: float = DEFAULT_SE
     length = int(length)
     if length < 0:
         raise ValueError(f"length must be >= 0, got {length}")
-    if not segment_seconds > 0:
-        raise ValueError(f"segment_seconds must be > 0, got {segment_seconds}")
+    if not segment_seconds > 0 or not math.isfinite(segment_seconds):
+        raise ValueError(f"segment_seconds must be finite and > 0, got {segment_seconds}")
     stride = model.stride
     segment = max(1, int(round(segment_seconds * model.sample_rate)))
     hop_max = max(stride, segment // stride * stride)
@@ -332,7 +332,8 @@ def _plan_channels(mix: Tensor, model_channels: int, policy: str) -> tuple:
         down = mix.mean(dim=1, keepdim=True).expand(-1, want, -1)  # (B, C_m, T)
         return [_Item(b, down[b], None, False) for b in range(batch)], want, down
     raise AudioError(
-        f"the mixture has {have} channels and the model takes {want}: choose a channel policy: "
+        f"the mixture has {have} channels and the model takes {want}: choose a channel policy "
+        "(--channels on the command line, channel_policy= in Python): "
         "'downmix' (mean of all channels), 'first' (the first channels) or 'split' (each channel "
         "separated on its own, keeping all channels)"
     )
@@ -612,8 +613,8 @@ def separate(
         raise ValueError(f"batch_size must be >= 1 or None, got {batch_size}")
     if postfilter not in POSTFILTERS:
         raise ValueError(f"postfilter must be one of {POSTFILTERS}, got {postfilter!r}")
-    if not segment_seconds or not segment_seconds > 0:
-        raise ValueError(f"segment_seconds must be > 0, got {segment_seconds}")
+    if not segment_seconds or not segment_seconds > 0 or not math.isfinite(segment_seconds):
+        raise ValueError(f"segment_seconds must be finite and > 0, got {segment_seconds}")
     dev = resolve_device(device)
     residual = _residual_index(model, residual_source)
 

@@ -19,6 +19,7 @@ leaves is removed by the next save of that file.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any, Mapping, Optional
 
@@ -120,7 +121,18 @@ def load(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> d
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # unpickling errors come in many types
-        raise CheckpointError(f"{path}: not a readable wavesep checkpoint ({type(exc).__name__}: {exc})") from None
+        text = str(exc)
+        if text.startswith("Weights only load failed"):
+            # torch's message goes on to advise weights_only=False, which would run the code.
+            found = re.search(r"GLOBAL ([\w.]+)", text)
+            what = f"a reference to {found.group(1)}" if found else "pickled Python objects"
+            raise CheckpointError(
+                f"{path}: refused: it holds {what}, not only tensors and plain data, and loading "
+                "it could run code. A wavesep checkpoint never needs that: use the file's own "
+                "software to export its weights, or re-save the model with wavesep.checkpoint.save"
+            ) from None
+        first = text.strip().splitlines()[0] if text.strip() else ""
+        raise CheckpointError(f"{path}: not a readable wavesep checkpoint ({type(exc).__name__}: {first})") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not a wavesep checkpoint (no '{FORMAT}' marker)")
     if ckpt.get("format_version", 0) > FORMAT_VERSION:

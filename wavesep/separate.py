@@ -13,6 +13,7 @@ after a summary. ``main(argv)`` returns the exit status, so tests call it in-pro
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import signal
 import sys
@@ -305,8 +306,9 @@ def main(argv=None) -> int:
         if value is not None and value < 1:
             _print(f"wavesep-separate: error: {name} must be >= 1, got {value}", file=sys.stderr)
             return 2
-    if not args.segment > 0:
-        _print(f"wavesep-separate: error: --segment must be > 0 seconds, got {args.segment}", file=sys.stderr)
+    if not (args.segment > 0 and math.isfinite(args.segment)):
+        _print(f"wavesep-separate: error: --segment must be a finite number of seconds > 0, got "
+               f"{args.segment}", file=sys.stderr)
         return 2
 
     started = time.time()
@@ -452,11 +454,13 @@ def _separate_all(args, stop: StopSignals, started: float) -> int:
     failures += [(str(t.path), msg) for t, msg in zip(tracks, results) if msg is not None]
     done = total - sum(msg is not None for msg in results)
     if failures or not args.quiet:
-        _print(f"separated {done} of {total} track(s) with model '{separator.name}' into {model_dir}")
+        # Inputs that do not exist or hold no audio count as one each.
+        _print(f"separated {done} of {total + len(problems)} track(s) with model "
+               f"'{separator.name}' into {model_dir}")
     if failures:
         _print(f"{len(failures)} input(s) failed:", file=sys.stderr)
         for given, why in failures:
-            _print(f"  {given}: {why}", file=sys.stderr)
+            _print(f"  {why}" if given in why else f"  {given}: {why}", file=sys.stderr)
         return EXIT_FAILED
     return EXIT_OK
 
