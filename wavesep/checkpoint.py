@@ -18,6 +18,8 @@ leaves is removed by the next save of that file.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import re
 from pathlib import Path
@@ -152,6 +154,17 @@ def model_from_checkpoint(ckpt: Mapping[str, Any], source: str = "checkpoint") -
     except (KeyError, ValueError, RuntimeError, TypeError) as exc:
         raise CheckpointError(f"{source}: cannot rebuild the model ({exc})") from None
     return model.eval()
+
+
+def weights_digest(model: WaveUNet) -> str:
+    """SHA-256 (64 hex digits) of a model's configuration and weights: the same for the same
+    network and values, whatever file, device or name they came from; another for a retrained one."""
+    digest = hashlib.sha256(json.dumps(model.config.to_dict(), sort_keys=True).encode())
+    for name, tensor in sorted(model.state_dict().items()):
+        flat = tensor.detach().to("cpu").contiguous().reshape(-1)
+        digest.update(f"{name}:{flat.dtype}:{tuple(tensor.shape)}".encode())
+        digest.update(flat.view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
 
 
 def load_model(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> WaveUNet:

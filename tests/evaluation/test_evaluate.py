@@ -455,3 +455,49 @@ def test_oracle_targets_default_to_the_sisec_columns_or_follow_the_method():
     irm = ev.Method.oracle("irm")
     assert ev.resolve_targets(irm, [], "test") == ("vocals", "drums", "bass", "other", "accompaniment")
     assert ev.resolve_targets(irm, [], "test", fallback=("accompaniment", "vocals")) == ("vocals", "accompaniment")
+
+
+def test_rerun_with_other_settings_recomputes_instead_of_reusing(corpus, tmp_path):
+    from wavesep import WaveUNet, checkpoint, presets
+
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    model_file = tmp_path / "runs" / "m" / "best.pt"
+    checkpoint.save(model_file, WaveUNet(presets.get("tiny")))
+    out = tmp_path / "out"
+    base = ["--model", model_file, "--synthetic", corpus, "--tracks", "A - one", "--out", out, "--no-plot",
+            "--no-musical-noise"]
+    result = out / "m" / "test" / "A - one.json"
+
+    def sdr():
+        return agg.read_track_json(result).scores["vocals"]["SDR"]
+
+    code, stdout, stderr = _run(base + ["--postfilter", "ratio-mask"])
+    assert code == 0, stderr
+    first = sdr()
+    info = agg.read_track_json(result).info
+    assert info["postfilter"] == "ratio-mask" and info["segment_seconds"] == 10.0
+    assert re.fullmatch(r"[0-9a-f]{64}", info["model_sha256"]) and info["backend"] == "fast"
+    # the same settings: skipped
+    code, stdout, stderr = _run(base + ["--postfilter", "ratio-mask"])
+    assert code == 0 and "skipped" in stdout
+    # another post-filter: recomputed, and the run says why
+    code, stdout, stderr = _run(base + ["--postfilter", "none"])
+    assert code == 0 and "skipped" not in stdout
+    assert "postfilter" in stdout and agg.read_track_json(result).info["postfilter"] == "none"
+    assert not np.array_equal(sdr(), first)
+    # a retrained checkpoint at the same path: recomputed
+    torch.manual_seed(1)
+    checkpoint.save(model_file, WaveUNet(presets.get("tiny")))
+    code, stdout, stderr = _run(base + ["--postfilter", "none"])
+    assert code == 0 and "skipped" not in stdout and "model_sha256" in stdout
+    # a result without the record (an older wavesep's) is recomputed too
+    document = json.loads(result.read_text())
+    del document["wavesep"]["model_sha256"]
+    result.write_text(json.dumps(document))
+    code, stdout, stderr = _run(base + ["--postfilter", "none"])
+    assert code == 0 and "skipped" not in stdout
+    code, stdout, stderr = _run(base + ["--postfilter", "none", "--segment-seconds", "5"])
+    assert code == 0 and "skipped" not in stdout and "segment_seconds" in stdout
+    code, stdout, stderr = _run(base + ["--postfilter", "none", "--segment-seconds", "5", "--backend", "museval"])
+    assert code == 0 and "skipped" not in stdout and "backend" in stdout

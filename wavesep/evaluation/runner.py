@@ -1,7 +1,9 @@
 """Evaluating one track, and many tracks in a pool of worker processes; reruns skip what is done.
 
 A track's result file ``OUT/<method>/<subset>/<track>.json`` is written atomically when the track
-is complete, so an interrupted evaluation resumes where it stopped (``--force`` recomputes).
+is complete, so an interrupted evaluation resumes where it stopped (``--force`` recomputes). Each
+file records what produced it (:func:`result_record`: model weights' hash, post-filter, backend,
+window, version...); a rerun with other settings recomputes the track and says why.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 
+from wavesep import postfilter as postfilters
+from wavesep.checkpoint import weights_digest
 from wavesep.data.tracks import TrackSpec
 from wavesep.errors import DataError
 from wavesep.evaluation.estimates import _folder_estimates, _irm_estimates, _model_estimates
@@ -46,7 +50,34 @@ def result_path(out_dir, folder_subset: str, track_name: str) -> Path:
     return Path(out_dir) / folder_subset / f"{track_name}.json"
 
 
-def _complete(path: Path, targets: Sequence[str]) -> Tuple[bool, str]:
+def result_record(method: Method, options: EvalOptions, model=None) -> dict:
+    """What produces a method's track results, stored in each result file (its ``"wavesep"``
+    key) and compared on reruns: the wavesep version, backend, framing and musical-noise option,
+    and for a model the SHA-256 of its configuration and weights
+    (:func:`wavesep.checkpoint.weights_digest`), the post-filter it runs with and the window
+    length; for an estimates folder its path and ``fix_length``. ``model``: the loaded model of a
+    "model" method."""
+    from wavesep import __version__
+
+    record = {
+        "wavesep_version": __version__,
+        "method_kind": method.kind,
+        "backend": options.backend,
+        "window_seconds": float(options.window_seconds),
+        "hop_seconds": float(options.hop_seconds),
+        "musical_noise": bool(options.musical_noise),
+    }
+    if method.kind == "model":
+        record["model_sha256"] = weights_digest(model)
+        record["postfilter"] = postfilters.resolve(options.postfilter, getattr(model, "metadata", None))
+        record["segment_seconds"] = float(options.segment_seconds)
+    elif method.kind == "estimates":
+        record["method_source"] = method.source
+        record["fix_length"] = bool(options.fix_length)
+    return record
+
+
+def _complete(path: Path, targets: Sequence[str], record: Optional[dict] = None) -> Tuple[bool, str]:
     if not path.exists():
         return False, ""
     try:
@@ -56,6 +87,11 @@ def _complete(path: Path, targets: Sequence[str]) -> Tuple[bool, str]:
     missing = [t for t in targets if t not in result.scores]
     if missing:
         return False, f"re-evaluating: {path} lacks {', '.join(missing)}"
+    changed = [k for k in (record or {}) if result.info.get(k) != record[k]]
+    if changed:
+        was = ", ".join(f"{k}={result.info.get(k, '(not recorded)')}" for k in changed)
+        now = ", ".join(f"{k}={record[k]}" for k in changed)
+        return False, f"re-evaluating: {path} was made with {was}; this run uses {now}"
     return True, ""
 
 
@@ -67,6 +103,7 @@ def evaluate_track(
     options: EvalOptions,
     model=None,
     log: Log = print,
+    record: Optional[dict] = None,
 ) -> TrackOutcome:
     """Evaluate one method on one track and write ``out_dir/<subset>/<track>.json``.
 
@@ -78,17 +115,23 @@ def evaluate_track(
         options: targets and scoring options.
         model: the loaded model for a "model" method (loaded here when None).
         log: receives progress and notes.
+        record: :func:`result_record` of the method (computed when None).
 
     Returns:
-        :class:`TrackOutcome` ("skipped" when a complete result exists and not ``options.force``).
+        :class:`TrackOutcome` ("skipped" when a complete result made the same way
+        (:func:`result_record`) exists and not ``options.force``).
 
     Raises:
         WavesepError: see the module docstring (each message names the file).
     """
     path = result_path(out_dir, folder_subset, track.name)
     note = ""
+    if method.kind == "model":
+        model = model if model is not None else _cached_model(method.source)
+    if record is None:
+        record = result_record(method, options, model)
     if not options.force:
-        done, note = _complete(path, options.targets)
+        done, note = _complete(path, options.targets, record)
         if done:
             return TrackOutcome(track.name, str(path), "skipped")
     start = time.perf_counter()
@@ -106,7 +149,6 @@ def evaluate_track(
     shape = next(iter(references.values())).shape
     labels = {t: f"the {method.name} estimate of {t} for track {track.name!r}" for t in options.targets}
     if method.kind == "model":
-        model = model if model is not None else _cached_model(method.source)
         estimates = _model_estimates(model, mixture, sample_rate, options.targets, options, method.name)
     elif method.kind == "estimates":
         estimates, labels = _folder_estimates(
@@ -116,7 +158,7 @@ def evaluate_track(
         estimates = _irm_estimates(stems, options.targets)
     else:
         estimates = {t: mixture for t in options.targets}
-    info = {"method": method.name, "method_kind": method.kind, "method_source": method.source}
+    info = {"method": method.name, "method_source": method.source, **record}
     document = score_track(
         references,
         estimates,
@@ -199,12 +241,15 @@ def evaluate_tracks(
         else:
             log(f"{done}: {outcome.seconds:.1f} s -> {outcome.path}")
 
+    if method.kind == "model" and model is None:
+        model = _cached_model(method.source)
+    record = result_record(method, options, model)
     pending = []
     for track in tracks:
         path = result_path(out_dir, folder_subset, track.name)
         complete = False
         if not options.force:
-            complete, note = _complete(path, options.targets)
+            complete, note = _complete(path, options.targets, record)
             if note:
                 log(f"  {note}")
         if complete:
@@ -215,15 +260,13 @@ def evaluate_tracks(
     options = dataclasses.replace(options, force=True)
 
     if jobs == 1 or len(pending) <= 1:
-        if pending and method.kind == "model" and model is None:
-            model = _cached_model(method.source)
         for track in pending:
-            report(evaluate_track(track, method, out_dir, folder_subset, options, model, log))
+            report(evaluate_track(track, method, out_dir, folder_subset, options, model, log, record))
     else:
         with contextlib.ExitStack() as stack:
             pool = _pool if _pool is not None else stack.enter_context(_WorkerPool(jobs))
             futures = [
-                pool.get().submit(evaluate_track, track, method, str(out_dir), folder_subset, options)
+                pool.get().submit(evaluate_track, track, method, str(out_dir), folder_subset, options, record=record)
                 for track in pending
             ]
             try:
