@@ -501,3 +501,25 @@ def test_rerun_with_other_settings_recomputes_instead_of_reusing(corpus, tmp_pat
     assert code == 0 and "skipped" not in stdout and "segment_seconds" in stdout
     code, stdout, stderr = _run(base + ["--postfilter", "none", "--segment-seconds", "5", "--backend", "museval"])
     assert code == 0 and "skipped" not in stdout and "backend" in stdout
+
+
+def test_all_nan_frames_give_strict_json_and_no_plot_failure(corpus, tmp_path):
+    est = tmp_path / "est"
+    _estimates_for(corpus, est, edit=lambda e: ({**e, "vocals": np.zeros_like(e["vocals"])}, SR))
+    out = tmp_path / "out"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the silent estimate's warning
+        code, stdout, stderr = _run([
+            "--estimates", est, "--synthetic", corpus, "--tracks", "A - one", "--out", out, "--no-musical-noise",
+        ])
+    assert code == 0, stderr
+    assert "boxplot" in stdout and "no finite" in stdout
+
+    def refuse(constant):
+        raise ValueError(f"not strict JSON: {constant}")
+
+    summary = json.loads((out / "est" / "summary-test.json").read_text(), parse_constant=refuse)
+    assert summary["sisec2018"]["scores"]["vocals"]["SDR"] is None  # undefined: null, not NaN
+    assert summary["nan_frames"]["vocals"]["tracks_all_nan"] == 1
+    # museval's own per-track format keeps its NaN literals
+    assert "NaN" in (out / "est" / "test" / "A - one.json").read_text()

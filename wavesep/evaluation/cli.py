@@ -7,6 +7,8 @@ import sys
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
+import numpy as np
+
 from wavesep import postfilter as postfilters
 from wavesep.errors import DataError, WavesepError
 from wavesep.evaluation.methods import ORACLES, EvalOptions, Method, load_separation_model, resolve_targets
@@ -153,8 +155,12 @@ def _run(args, log: Log) -> int:
             _write_summary(Path(args.out) / method.name, folder_subset, results[method.name], method)
     if not args.no_plot and (args.plot or args.out):
         plot_path = Path(args.plot) if args.plot else Path(args.out) / f"sdr-boxplot-{folder_subset}.png"
-        plot_sdr_boxplot(results, plot_path, labels)
-        log(f"boxplot: {plot_path}")
+        if any(np.isfinite(v).any() for res in results.values() for tr in res.values()
+               for metrics in tr.scores.values() for v in [metrics["SDR"]]):
+            plot_sdr_boxplot(results, plot_path, labels)
+            log(f"boxplot: {plot_path}")
+        else:  # the results are reported, NaN frames counted; there is just nothing to draw
+            log(f"boxplot: not drawn, no finite per-track SDR (every frame is NaN); {plot_path} not written")
     return 0
 
 

@@ -3,8 +3,14 @@ and the summary JSON written beside the per-track results."""
 
 from __future__ import annotations
 
+import json
+import math
 from pathlib import Path
 from typing import List, Mapping, Optional
+
+import numpy as np
+
+from wavesep.atomic import write_text
 
 from wavesep.evaluation.methods import Method
 from wavesep.metrics import aggregate as agg
@@ -79,7 +85,8 @@ def format_report(
 
 def _write_summary(folder: Path, folder_subset: str, results, method: Method) -> Path:
     """``folder/summary-<subset>.json``: aggregated numbers with their conventions (outside the
-    subset folder, so museval's loaders never mistake it for a track)."""
+    subset folder, so museval's loaders never mistake it for a track), strict JSON: null where a
+    number is undefined (a target whose frames are all NaN)."""
     summary = {
         "method": method.name,
         "method_kind": method.kind,
@@ -99,4 +106,17 @@ def _write_summary(folder: Path, folder_subset: str, results, method: Method) ->
         },
     }
     path = folder / f"summary-{folder_subset}.json"
-    return agg.write_json(path, summary)
+    # Strict JSON (null where a number is undefined, e.g. every frame NaN), unlike museval's
+    # per-track files, which keep their NaN literals.
+    return write_text(path, json.dumps(_strict(summary), indent=2, allow_nan=False))
+
+
+def _strict(value):
+    """``value`` with every non-finite float replaced by None (JSON null)."""
+    if isinstance(value, dict):
+        return {k: _strict(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_strict(v) for v in value]
+    if isinstance(value, (float, np.floating)):
+        return float(value) if math.isfinite(value) else None
+    return value
