@@ -336,6 +336,7 @@ def test_nonfinite_losses_in_a_row_stop_the_run_and_keep_the_last_good_checkpoin
     result = train(model, train_set, _data(model)[1], tmp_path / "run", _config(max_nonfinite=3, patience=9))
     assert result.status == "diverged" and "non-finite" in result.message and "--resume" not in result.message
     assert result.steps == 6
+    assert "kept" in result.message and "last.pt from step 3" in result.message
     last = _last(tmp_path / "run")
     assert last["training"]["state"]["step"] == 3  # the end of epoch 1, the last good state
     assert all(torch.isfinite(v).all() for v in last["state_dict"].values())
@@ -568,3 +569,42 @@ def test_a_few_validation_tracks_are_scored_with_bss_eval(tmp_path):
     assert set(logged) == {"accompaniment", "vocals"}
     assert logged["accompaniment"] == pytest.approx(want[0], abs=1e-6)
     assert logged["vocals"] == pytest.approx(want[1], abs=1e-6)
+
+
+# ---------------------------------------------------------------------- divergence (issue 16)
+
+
+def test_divergence_before_any_checkpoint_does_not_claim_one_is_kept(tmp_path):
+    model = _model()
+    train_set = ToyWindows(model, nan_from=0)  # every batch holds a NaN from the start
+    result = train(model, train_set, _data(model)[1], tmp_path / "run", _config(max_nonfinite=2))
+    assert result.status == "diverged" and result.steps == 2
+    assert not (tmp_path / "run" / checkpoint.LAST_NAME).exists()
+    assert "kept" not in result.message and "no checkpoint" in result.message
+
+
+def test_weights_that_become_nonfinite_are_never_saved(tmp_path):
+    model = _model()
+    train_set, valid_set = _data(model)
+    result = train(model, train_set, valid_set, tmp_path / "run", _config(epoch_iterations=1, lr=1e30, max_epochs=3))
+    # step 1 blows the weights up (finite, ~1e30, but the outputs overflow): the run stops at
+    # the end of that one-iteration epoch, before its last.pt
+    assert result.status == "diverged" and "non-finite" in result.message and result.steps == 1
+    assert not (tmp_path / "run" / checkpoint.LAST_NAME).exists()
+    assert not (tmp_path / "run" / checkpoint.BEST_NAME).exists()
+    assert "no checkpoint" in result.message
+
+
+def test_cli_divergence_is_reported_once(stems_root, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert wtrain.main(_cli(stems_root, tmp_path, "--out", str(run), "--lr", "1e30", "--max-nonfinite", "2",
+                            "--epoch-iterations", "1", "--max-epochs", "4")) == 1
+    err = capsys.readouterr().err
+    assert err.count("training stopped") == 1, err
+
+
+@pytest.mark.parametrize("lr", ["1e39", "inf", "nan", "0"])
+def test_cli_unusable_learning_rate_is_a_clear_error(stems_root, tmp_path, capsys, lr):
+    code = wtrain.main(_cli(stems_root, tmp_path, "--out", str(tmp_path / "run"), "--lr", lr, "--max-steps", "1"))
+    err = capsys.readouterr().err
+    assert code == 2 and "lr" in err and "Traceback" not in err, err

@@ -286,8 +286,9 @@ def main(argv=None) -> int:
     finally:
         if created_group:
             dist.destroy_process_group()
-    if result.status == "diverged":
-        print(f"error: {result.message}", file=sys.stderr)
+    if result.status == "diverged":  # the trainer has said why (config.verbose)
+        if not config.verbose:
+            print(f"error: {result.message}", file=sys.stderr)
         return 1
     if result.status == "interrupted":
         return 128 + int(result.signal or signal.SIGTERM)

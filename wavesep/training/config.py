@@ -13,6 +13,7 @@ from typing import Optional
 
 
 HISTORY_NAME = "history.jsonl"
+_FLOAT32_MAX = 3.4028234663852886e38
 STAGES = ("train", "finetune")
 
 
@@ -78,9 +79,12 @@ class TrainConfig:
         for name in ("patience", "finetune_patience", "workers"):
             if int(getattr(self, name)) < 0:
                 problems.append(f"{name} must be >= 0, got {getattr(self, name)}")
-        for name in ("lr", "finetune_lr", "checkpoint_minutes"):
-            if not float(getattr(self, name)) > 0:
-                problems.append(f"{name} must be > 0, got {getattr(self, name)}")
+        for name in ("lr", "finetune_lr"):  # the optimiser applies them to float32 weights
+            if not 0 < float(getattr(self, name)) <= _FLOAT32_MAX:
+                problems.append(f"{name} must be a number > 0 that float32 holds (at most 3.4e38), "
+                                f"got {getattr(self, name)}")
+        if not float(self.checkpoint_minutes) > 0:
+            problems.append(f"checkpoint_minutes must be > 0, got {self.checkpoint_minutes}")
         for name in ("max_epochs", "finetune_max_epochs", "max_steps", "valid_batch_size"):
             value = getattr(self, name)
             if value is not None and int(value) < 1:

@@ -200,6 +200,8 @@ class _Trainer:
             rngs = training["rng"]
             _set_rng_state(rngs[self.rank % len(rngs)], self.device)
         self._shapes_checked = False
+        self.broken: Optional[str] = None  # why the model can no longer be saved (a diverged run)
+        self._saved_step = self.state.step if resume else None  # of the last.pt on disk
         self._t_start = time.monotonic()
         self._t_saved = self._t_start
         self._bar = None
@@ -327,6 +329,7 @@ class _Trainer:
                 "world_size": self.world,
             }
             checkpoint.save(self.last_path, self.model, self._checkpoint_metadata(), training)
+        self._saved_step = self.state.step
         self._t_saved = time.monotonic()
 
     def _save_best(self, valid: dict) -> None:
@@ -409,6 +412,12 @@ class _Trainer:
             self.optimizer.zero_grad(set_to_none=True)
         else:
             self.optimizer.step()
+            # Finite gradients can still make the weights overflow (a learning rate far too
+            # high): such weights must never reach a checkpoint. One host sync for all tensors.
+            params = [p.detach() for p in self.model.parameters()]
+            if not bool(torch.stack([torch.isfinite(p).all() for p in params]).all()):
+                self.broken = (f"the weights became non-finite at step {self.state.step + 1}, after a step "
+                               f"with finite gradients (learning rate {self.optimizer.param_groups[0]['lr']:g})")
         dt = time.perf_counter() - t0
         batch = self.config.stage_settings(self.state.stage)[0]
         self._times["wait"] += t_data
@@ -433,11 +442,11 @@ class _Trainer:
         medians = {name: [] for name in self.model.sources}
         for _, mix, targets in tracks(cfg.valid_tracks):
             mix, targets = mix[..., :keep], targets[..., :keep]  # (C, T), (S, C, T)
-            est = separate(self.model, mix, rate, device=self.device)  # (S, C, T)
             try:
+                est = separate(self.model, mix, rate, device=self.device)  # (S, C, T)
                 sdr = bss_eval_v4(targets.permute(0, 2, 1).numpy(), est.permute(0, 2, 1).numpy(), rate)[0]
             except (WavesepError, np.linalg.LinAlgError):
-                continue  # a silent source or degenerate signals: BSS Eval is undefined there
+                continue  # a silent source or degenerate signals (or NaN estimates): undefined
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN frames
                 for s, name in enumerate(self.model.sources):
@@ -458,7 +467,13 @@ class _Trainer:
             workers=cfg.workers,
         )
         loss = valid["loss"]
-        improved = math.isfinite(loss) and (st.best_loss is None or loss < st.best_loss)
+        if not math.isfinite(loss):
+            # The model's outputs overflow (weights blown up by a step with finite gradients) or
+            # the validation windows hold NaN/Inf: nothing of this state may reach a checkpoint.
+            self.broken = (f"the validation loss is {loss} after step {st.step}: the model's outputs are "
+                           "non-finite (or the validation data hold NaN or Inf samples)")
+            return
+        improved = st.best_loss is None or loss < st.best_loss
         st.epoch += 1
         st.stage_epoch += 1
         if improved:
@@ -581,6 +596,8 @@ class _Trainer:
                                       stop.signum or signal.SIGTERM)
                 if st.step_in_epoch >= cfg.epoch_iterations:
                     self._end_epoch()
+                    if self.broken is not None:
+                        return self._diverged(self.broken)
                     if st.finished:
                         return self._stop_finished()
                     continue
@@ -589,19 +606,29 @@ class _Trainer:
                 if time_up:
                     return self._stop("stopped", f"stopped at step {st.step} (max minutes); {resumable}")
                 loss, nonfinite, signalled, save_now, time_up = self._iteration(stop)
+                if self.broken is not None:
+                    return self._diverged(self.broken)
                 if nonfinite and st.nonfinite_run >= cfg.max_nonfinite:
-                    self._close_progress()
-                    message = (
-                        f"training stopped: {st.nonfinite_run} non-finite losses or gradients in a row "
-                        f"(last at step {st.step}); the last good checkpoints are kept in {self.run_dir}. "
-                        "Try a lower learning rate, or check the data for NaN or Inf samples"
-                    )
-                    self._record({"type": "stop", "reason": message, "step": st.step, "epoch": st.epoch,
-                                  "time": time.time()})
-                    self._say(message)
-                    return self._result("diverged", message)
+                    return self._diverged(f"{st.nonfinite_run} non-finite losses or gradients in a row "
+                                          f"(last at step {st.step})")
                 if save_now:
                     self._save_last()
+
+    def _diverged(self, reason: str) -> TrainResult:
+        """Ends a diverged run, saving nothing; the message says which checkpoints remain."""
+        self._close_progress()
+        kept = [p.name for p in (self.last_path, self.best_path) if p.is_file()]
+        if kept:
+            where = (f"the checkpoints written before it are kept in {self.run_dir} ({', '.join(kept)}"
+                     + (f"; last.pt from step {self._saved_step})" if self._saved_step is not None else ")"))
+        else:
+            where = f"no checkpoint was written before it, so {self.run_dir} holds none"
+        message = (f"training stopped: {reason}; {where}. Try a lower learning rate, or check the data "
+                   "for NaN or Inf samples")
+        self._record({"type": "stop", "reason": message, "step": self.state.step, "epoch": self.state.epoch,
+                      "time": time.time()})
+        self._say(message)
+        return self._result("diverged", message)
 
     def _stop_finished(self) -> TrainResult:
         self._close_progress()
