@@ -608,3 +608,23 @@ def test_cli_unusable_learning_rate_is_a_clear_error(stems_root, tmp_path, capsy
     code = wtrain.main(_cli(stems_root, tmp_path, "--out", str(tmp_path / "run"), "--lr", lr, "--max-steps", "1"))
     err = capsys.readouterr().err
     assert code == 2 and "lr" in err and "Traceback" not in err, err
+
+
+# ---------------------------------------------------------------------- threads (issue 16)
+
+
+def test_resume_reuses_the_thread_count_of_the_run(stems_root, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert wtrain.main(_cli(stems_root, tmp_path, "--out", str(run), "--max-steps", "1", "--threads", "1")) == 0
+    assert _last(run)["metadata"]["training_args"]["threads"] == 1
+    torch.set_num_threads(2)  # another default in the resuming process (restored by one_thread)
+    assert wtrain.main(["--resume", str(run), "--max-steps", "2", "--no-progress"]) == 0
+    assert torch.get_num_threads() == 1
+    capsys.readouterr()
+    assert wtrain.main(["--resume", str(run), "--max-steps", "3", "--no-progress", "--threads", "2"]) == 0
+    assert "rounding" in capsys.readouterr().err
+    # a run started without --threads stores the count torch used
+    torch.set_num_threads(1)
+    other = tmp_path / "other"
+    assert wtrain.main(_cli(stems_root, tmp_path, "--out", str(other), "--max-steps", "1")) == 0
+    assert _last(other)["metadata"]["training_args"]["threads"] == 1

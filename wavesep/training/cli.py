@@ -30,7 +30,9 @@ _RUN_DEFINING = ("preset", "task", "sources", "seed", "batch_size", "lr", "epoch
                  "output_seconds", "augment", "remix", "finetune_batch_size", "finetune_lr", "is_wav", "init_from")
 
 # Options of one invocation: a resumed run takes them from its own command line (or defaults).
-_PER_INVOCATION = ("max_steps", "max_minutes", "device", "progress", "threads")
+# (--threads is not one: a resumed run reuses the run's thread count unless told otherwise, since
+# another count changes the floating-point rounding and so the results.)
+_PER_INVOCATION = ("max_steps", "max_minutes", "device", "progress")
 
 _DEFAULTS = {
     "preset": "M4", "task": None, "sources": None, "out": None, "resume": None, "device": "auto",
@@ -209,6 +211,13 @@ def _prepare(args, given: set) -> tuple:
                 f"{run_dir}: --resume continues the run as it was defined; "
                 f"{', '.join('--' + k.replace('_', '-') for k in changed)} cannot change (start a new run with --out)"
             )
+        if "threads" in given and stored.get("threads") not in (None, args.threads):
+            print(f"warning: {run_dir} ran on {stored['threads']} torch thread(s) per process; with "
+                  f"--threads {args.threads} the results will differ from an uninterrupted run by "
+                  "floating-point rounding (resume without --threads to keep them exact)", file=sys.stderr)
+        elif stored.get("threads") is None and "threads" not in given:
+            print(f"warning: {run_dir} did not record its thread count; the results are exact only if "
+                  "this process uses the same number of torch threads as before (--threads)", file=sys.stderr)
         merged = dict(stored)
         for key in _PER_INVOCATION:  # budgets of the earlier invocation do not carry over
             merged[key] = getattr(args, key)
@@ -261,10 +270,11 @@ def main(argv=None) -> int:
     args, given = parse_args(argv)
     created_group = False
     try:
+        created_group = setup_distributed(args.device)
+        model, run_dir, resume = _prepare(args, given)  # a resumed run's args.threads: the run's
         if args.threads:
             torch.set_num_threads(args.threads)  # on a shared or small machine 1 thread can be fastest
-        created_group = setup_distributed(args.device)
-        model, run_dir, resume = _prepare(args, given)
+        args.threads = torch.get_num_threads()  # stored with the run, reused by --resume
         config = _config_from_args(args)
         if "progress" not in given and not sys.stderr.isatty():
             config.progress = False  # a progress bar in a log file is noise; epochs are still printed
