@@ -523,3 +523,20 @@ def test_all_nan_frames_give_strict_json_and_no_plot_failure(corpus, tmp_path):
     assert summary["nan_frames"]["vocals"]["tracks_all_nan"] == 1
     # museval's own per-track format keeps its NaN literals
     assert "NaN" in (out / "est" / "test" / "A - one.json").read_text()
+
+
+def test_stale_temporaries_in_result_folders_are_removed_and_segment_must_be_finite(corpus, tmp_path):
+    import os
+
+    folder = tmp_path / "out" / "MIX" / "test"
+    folder.mkdir(parents=True)
+    stale = folder / ".A - one.json.0123456789ab.tmp"  # what kill -9 during a result write leaves
+    stale.write_text("{")
+    os.utime(stale, (1e9, 1e9))
+    code, stdout, stderr = _run(["--oracle", "mix", "--synthetic", corpus, "--tracks", "A - one", "--out",
+                                 tmp_path / "out", "--no-plot", "--no-musical-noise", "--targets", *ORACLE_TARGETS])
+    assert code == 0, stderr
+    assert not stale.exists() and (folder / "A - one.json").exists()
+    code, _, stderr = _run(["--model", "tiny-untrained", "--synthetic", corpus, "--out", tmp_path / "o2",
+                            "--segment-seconds", "inf", "--no-plot"])
+    assert code == 2 and "--segment-seconds" in stderr

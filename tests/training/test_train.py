@@ -628,3 +628,18 @@ def test_resume_reuses_the_thread_count_of_the_run(stems_root, tmp_path, capsys)
     other = tmp_path / "other"
     assert wtrain.main(_cli(stems_root, tmp_path, "--out", str(other), "--max-steps", "1")) == 0
     assert _last(other)["metadata"]["training_args"]["threads"] == 1
+
+
+def test_a_run_removes_the_temporaries_a_killed_run_left(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    stale = [run / ".history.jsonl.0123456789ab.tmp", run / ".last.pt.a1b2c3d4e5f6.tmp"]
+    for p in stale:
+        p.write_bytes(b"half")
+        os.utime(p, (1e9, 1e9))
+    mine = run / "notes.0123456789ab.tmp"  # not of wavesep's naming
+    mine.write_bytes(b"x")
+    os.utime(mine, (1e9, 1e9))
+    model = _model()
+    train(model, *_data(model), run, _config(max_steps=1))
+    assert not any(p.exists() for p in stale) and mine.exists()

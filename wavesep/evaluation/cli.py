@@ -95,6 +95,8 @@ def _run(args, log: Log) -> int:
         raise DataError("nothing to do: give --model, --estimates, --oracle and/or --compare (see --help)")
     if args.jobs < 1:
         raise DataError(f"--jobs must be at least 1, got {args.jobs}")
+    if not (args.segment_seconds > 0 and np.isfinite(args.segment_seconds)):
+        raise DataError(f"--segment-seconds must be a finite number of seconds > 0, got {args.segment_seconds}")
     if args.backend == "museval":
         _import_museval()
 

@@ -20,6 +20,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import torch
 
 from wavesep import postfilter as postfilters
+from wavesep.atomic import remove_stale
 from wavesep.checkpoint import weights_digest
 from wavesep.data.tracks import TrackSpec
 from wavesep.errors import DataError
@@ -241,6 +242,7 @@ def evaluate_tracks(
         else:
             log(f"{done}: {outcome.seconds:.1f} s -> {outcome.path}")
 
+    remove_stale(Path(out_dir) / folder_subset)  # temporaries a killed run left (older than this process)
     if method.kind == "model" and model is None:
         model = _cached_model(method.source)
     record = result_record(method, options, model)

@@ -23,7 +23,8 @@ same windows as a single process with the same global batch).
 A run directory holds ``last.pt`` (resumable: model, optimiser, stage, early-stopping counters,
 sampling position, RNG states), ``best.pt`` (best validation loss), ``history.jsonl`` (one JSON
 record per line: "start", "epoch", "nonfinite", "stage", "stop") and TensorBoard event files.
-Every file is written to a temporary file in the same folder and renamed.
+Every file is written to a temporary file in the same folder and renamed; the temporaries a killed
+run leaves are removed when the next run starts in that folder.
 
 Entry points: :func:`train` (Python API over a model and two datasets) and
 :func:`wavesep.training.cli.main` (the command line, ``python train.py --help``;
@@ -57,7 +58,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader
 
 from .. import checkpoint
-from ..atomic import write_text
+from ..atomic import remove_stale, write_text
 from ..errors import CheckpointError, DataError, WavesepError
 from ..model import WaveUNet
 from .config import HISTORY_NAME, STAGES, TrainConfig, TrainResult
@@ -174,6 +175,7 @@ class _Trainer:
         self.history_path = self.run_dir / HISTORY_NAME
         if self.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
+            remove_stale(self.run_dir)  # temporaries a killed run left (older than this process)
 
         self.state = _State()
         training = None
