@@ -29,6 +29,7 @@ from typing import Optional
 from . import apply, pretrained
 from .api import Separator, save_stems
 from .atomic import atomic_folder, remove_stale
+from .interrupts import Interrupted, StopSignals
 from .audio import read
 from .errors import WavesepError
 from .postfilter import CHOICES as POSTFILTER_CHOICES
@@ -323,45 +324,6 @@ def main(argv=None) -> int:
             return 128 + signum
 
 
-class Interrupted(KeyboardInterrupt):
-    """A stop asked for by a signal (SIGINT or SIGTERM, in ``signum``)."""
-
-    def __init__(self, signum: int):
-        super().__init__(signum)
-        self.signum = signum
-
-
-class StopSignals:
-    """While active, SIGINT and SIGTERM raise :class:`Interrupted`, so that SIGTERM too unwinds
-    through the clean-up of temporary files, and are remembered in ``signum``: an interrupt that
-    a C library swallowed on its way (cffi prints and drops an exception raised in a callback)
-    and the worker threads, which signals do not reach, still see it through :meth:`check`.
-    Handlers can only be set from the main thread; elsewhere only ``signum`` is used."""
-
-    def __init__(self):
-        self.signum: Optional[int] = None
-        self._previous = {}
-
-    def __enter__(self):
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                self._previous[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def __exit__(self, *exc_info):
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
-
-    def _handle(self, signum, frame):
-        self.signum = self.signum or signum
-        raise Interrupted(signum)
-
-    def check(self) -> None:
-        """Raises :class:`Interrupted` if a stop was asked for."""
-        if self.signum is not None:
-            raise Interrupted(self.signum)
-
-
 def _separate_all(args, stop: StopSignals, started: float) -> int:
     try:
         separator = Separator(
@@ -475,7 +437,7 @@ def _separate_track(separator: Separator, path: Path, progress=None) -> tuple:
         raise type(exc)(f"{path}: {exc}") from None
 
 
-__all__ = ["FOLDER_EXTENSIONS", "Interrupted", "StopSignals", "Track", "build_parser", "collect_tracks", "main", "unique_names"]
+__all__ = ["FOLDER_EXTENSIONS", "Track", "build_parser", "collect_tracks", "main", "unique_names"]
 
 
 if __name__ == "__main__":

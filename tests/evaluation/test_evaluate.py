@@ -540,3 +540,38 @@ def test_stale_temporaries_in_result_folders_are_removed_and_segment_must_be_fin
     code, _, stderr = _run(["--model", "tiny-untrained", "--synthetic", corpus, "--out", tmp_path / "o2",
                             "--segment-seconds", "inf", "--no-plot"])
     assert code == 2 and "--segment-seconds" in stderr
+
+
+@pytest.mark.parametrize("signum", ["SIGINT", "SIGTERM"])
+def test_an_interrupted_evaluation_exits_128_plus_the_signal_and_leaves_no_temporary(corpus, tmp_path, signum):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    out = tmp_path / "out"
+    script = f"""
+import os, signal, sys
+from wavesep import atomic
+from wavesep.evaluation.cli import main
+real = atomic._fsync
+def interrupted(path):  # the signal arrives while the second track's result is being written
+    if "B - two" in str(path):
+        os.kill(os.getpid(), signal.{signum})
+    return real(path)
+atomic._fsync = interrupted
+sys.exit(main(["--oracle", "mix", "--synthetic", {str(corpus)!r}, "--out", {str(out)!r}, "--no-plot",
+               "--no-musical-noise", "--targets", "vocals", "accompaniment"]))
+"""
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 128 + getattr(signal_module(), signum), proc.stderr
+    assert "interrupted" in proc.stderr and "Traceback" not in proc.stderr
+    files = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
+    assert files == ["MIX/test/A - one.json"]  # the finished track; nothing partial, nothing hidden
+
+
+def signal_module():
+    import signal
+
+    return signal

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -11,6 +12,7 @@ import numpy as np
 
 from wavesep import postfilter as postfilters
 from wavesep.errors import DataError, WavesepError
+from wavesep.interrupts import StopSignals
 from wavesep.evaluation.methods import ORACLES, EvalOptions, Method, load_separation_model, resolve_targets
 from wavesep.evaluation.plots import plot_sdr_boxplot
 from wavesep.evaluation.report import _write_summary, format_report
@@ -170,14 +172,21 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     """Command-line entry point (``wavesep-evaluate``, ``python -m wavesep.evaluate``).
 
     Returns:
-        0 on success, 2 after a user error (its message printed to stderr, no traceback).
+        0 on success, 2 after a user error (its message printed to stderr, no traceback), 130 / 143
+        when stopped by SIGINT / SIGTERM (no partial or temporary result file is left).
     """
     args = _parser().parse_args(argv)
-    try:
-        return _run(args, print)
-    except WavesepError as e:
-        print(f"wavesep-evaluate: error: {e}", file=sys.stderr)
-        return 2
+    with StopSignals() as stop:
+        try:
+            return _run(args, print)
+        except WavesepError as e:
+            print(f"wavesep-evaluate: error: {e}", file=sys.stderr)
+            return 2
+        except KeyboardInterrupt as exc:  # SIGINT or SIGTERM: the track being written left nothing
+            signum = getattr(exc, "signum", None) or stop.signum or signal.SIGINT
+            print(f"\nwavesep-evaluate: interrupted ({signal.Signals(signum).name}); the finished tracks' "
+                  "results are written, and a rerun evaluates the others", file=sys.stderr)
+            return 128 + signum
 
 
 if __name__ == "__main__":

@@ -1,0 +1,55 @@
+"""SIGINT and SIGTERM as an exception, for the command lines that write files.
+
+While :class:`StopSignals` is active, both signals raise :class:`Interrupted` (a
+``KeyboardInterrupt``), so that SIGTERM too unwinds through the clean-up of temporary files
+instead of killing the process where it stands; the command then exits with 128 + the signal
+(130, 143). (Training polls its own flag instead, to finish the current step: wavesep.training.)
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from typing import Optional
+
+
+class Interrupted(KeyboardInterrupt):
+    """A stop asked for by a signal (SIGINT or SIGTERM, in ``signum``)."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+class StopSignals:
+    """While active, SIGINT and SIGTERM raise :class:`Interrupted`, so that SIGTERM too unwinds
+    through the clean-up of temporary files, and are remembered in ``signum``: an interrupt that
+    a C library swallowed on its way (cffi prints and drops an exception raised in a callback)
+    and the worker threads, which signals do not reach, still see it through :meth:`check`.
+    Handlers can only be set from the main thread; elsewhere only ``signum`` is used."""
+
+    def __init__(self):
+        self.signum: Optional[int] = None
+        self._previous = {}
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc_info):
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+    def _handle(self, signum, frame):
+        self.signum = self.signum or signum
+        raise Interrupted(signum)
+
+    def check(self) -> None:
+        """Raises :class:`Interrupted` if a stop was asked for."""
+        if self.signum is not None:
+            raise Interrupted(self.signum)
+
+
+__all__ = ["Interrupted", "StopSignals"]
