@@ -249,7 +249,7 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _printable(text: str, stream) -> str:
+def _printable(text: str, stream=None) -> str:
     """``text`` as ``stream`` can encode it: the bytes of a file name that is not valid in the
     file system's encoding (surrogate escapes in Python) as \\xNN, characters the stream's
     encoding lacks as escapes."""
@@ -378,7 +378,7 @@ def _separate_all(args, stop: StopSignals, started: float) -> int:
                     from .plot import save_spectrograms
 
                     save_spectrograms(staging / "spectrograms.png", mixture, stems, rate,
-                                      title=f"{track.name} ({separator.name})")
+                                      title=_printable(f"{track.name} ({separator.name})"))
                 stop.check()
         except WavesepError as exc:
             stop.check()  # a failure caused by an interrupt is the interrupt
