@@ -5,6 +5,7 @@ import os
 import re
 import shutil
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -644,3 +645,30 @@ def test_a_refused_checkpoint_does_not_advise_unsafe_loading(tmp_path, capsys):
     assert "evil.pt" in err and "refused" in err
     assert re.search(r"reference to (builtins\.)?print\b", err)  # what it holds, in torch's words
     assert "weights_only" not in err and "code ran on load" not in err
+
+
+def test_a_signal_during_the_moves_into_an_existing_folder_waits_for_the_last_one(tmp_path, monkeypatch):
+    import signal
+
+    from wavesep import atomic
+
+    song = write(tmp_path / "song.wav", tone(0.2))
+    out = tmp_path / "out"
+    assert run(song, "-o", out, "--float32") == 0
+    folder = out / "tiny-untrained" / "song"
+    real_replace = os.replace
+    moved = []
+
+    def replace(src, dst):
+        real_replace(src, dst)
+        if Path(dst).parent == folder:
+            moved.append(Path(dst).name)
+            if len(moved) == 1:
+                os.kill(os.getpid(), signal.SIGTERM)  # after the first stem of the set is in place
+
+    monkeypatch.setattr(atomic.os, "replace", replace)
+    assert run(song, "-o", out) == 143
+    # both stems were replaced (the new set is 16-bit), none half: the signal waited for the set
+    assert sorted(moved) == ["accompaniment.wav", "vocals.wav"]
+    assert {sf.info(str(p)).subtype for p in folder.iterdir()} == {"PCM_16"}
+    assert [p.name for p in (out / "tiny-untrained").iterdir()] == ["song"]

@@ -13,6 +13,8 @@ import contextlib
 import os
 import re
 import shutil
+import signal
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -99,6 +101,28 @@ def atomic_open(path: str | os.PathLike, mode: str = "wb", encoding: str | None 
 
 
 @contextlib.contextmanager
+def _signals_deferred() -> Iterator[None]:
+    """SIGINT and SIGTERM held back for the few renames of a commit: their handlers run right
+    after the block. Python runs signal handlers in the main thread only, so in other threads
+    nothing needs holding back."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught = []
+    previous = {}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        if signal.getsignal(sig) is not None:  # None: a handler not set from Python, left alone
+            previous[sig] = signal.signal(sig, lambda signum, frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        for sig in dict.fromkeys(caught):
+            signal.raise_signal(sig)
+
+
+@contextlib.contextmanager
 def atomic_folder(folder: str | os.PathLike) -> Iterator[Path]:
     """Yields an empty hidden folder ``.<name>.<random>.tmp`` next to ``folder`` to write a set of
     files into. When the block succeeds they are moved into ``folder``: by one rename when
@@ -112,14 +136,15 @@ def atomic_folder(folder: str | os.PathLike) -> Iterator[Path]:
     tmp.mkdir()
     try:
         yield tmp
-        try:
-            os.rename(tmp, folder)  # POSIX: also replaces an empty folder
-        except OSError:
-            if not folder.is_dir():
-                raise
-            for entry in sorted(tmp.iterdir()):
-                os.replace(entry, folder / entry.name)
-            tmp.rmdir()
+        with _signals_deferred():  # a Ctrl-C between two moves would leave a mixed set
+            try:
+                os.rename(tmp, folder)  # POSIX: also replaces an empty folder
+            except OSError:
+                if not folder.is_dir():
+                    raise
+                for entry in sorted(tmp.iterdir()):
+                    os.replace(entry, folder / entry.name)
+                tmp.rmdir()
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
