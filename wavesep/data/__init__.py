@@ -4,6 +4,8 @@
   corpus by its splits.json, folders of stems), as :class:`TrackSpec` lists; decodes nothing;
 - :mod:`.cache`: each track decoded, resampled and converted once, then memory-mapped from disk;
 - :mod:`.augment`: the augmentations of training windows (gain, channel swap, sign, remix);
+- :mod:`.production`: the production chain of training windows (vocal chain, instrument colour,
+  bus compression, limiting, loudness) that makes rendered songs sound more like records;
 - :mod:`.datasets`: :class:`TrainWindows`, :class:`ValidationSet` and :func:`build_datasets`,
   the contract with :mod:`wavesep.training` (see there for shapes).
 

@@ -38,6 +38,9 @@ class AugmentConfig:
         sign_flip: multiply each stem by -1 with probability ``sign_flip_prob``.
         remix: with probability ``remix_prob`` build the window from stems of independently drawn
             tracks and positions (each stem from its own random track) instead of one track.
+        production: with probability ``production_prob`` run the production chain of
+            :mod:`wavesep.data.production` (vocal chain, instrument colour, bus compression, limiting
+            and loudness) on the window's stems, after the other augmentations.
     """
 
     gain: bool = True
@@ -49,12 +52,14 @@ class AugmentConfig:
     sign_flip_prob: float = 0.5
     remix: bool = False
     remix_prob: float = 1.0
+    production: bool = False
+    production_prob: float = 0.75
 
     def __post_init__(self):
         problems = []
         if not 0.0 <= self.gain_low <= self.gain_high:
             problems.append(f"need 0 <= gain_low <= gain_high, got {self.gain_low}, {self.gain_high}")
-        for name in ("channel_swap_prob", "sign_flip_prob", "remix_prob"):
+        for name in ("channel_swap_prob", "sign_flip_prob", "remix_prob", "production_prob"):
             p = getattr(self, name)
             if not 0.0 <= p <= 1.0:
                 problems.append(f"{name} must be in [0, 1], got {p}")
@@ -64,7 +69,7 @@ class AugmentConfig:
     @classmethod
     def none(cls) -> "AugmentConfig":
         """No augmentation at all (the mixture file is then used where a track has one)."""
-        return cls(gain=False, channel_swap=False, sign_flip=False, remix=False)
+        return cls(gain=False, channel_swap=False, sign_flip=False, remix=False, production=False)
 
     @classmethod
     def paper(cls) -> "AugmentConfig":
@@ -74,7 +79,7 @@ class AugmentConfig:
     @property
     def enabled(self) -> bool:
         """Whether any augmentation is switched on."""
-        return self.gain or self.channel_swap or self.sign_flip or self.remix
+        return self.gain or self.channel_swap or self.sign_flip or self.remix or self.production
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

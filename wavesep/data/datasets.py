@@ -41,6 +41,7 @@ import torch
 from torch.utils.data import Dataset
 
 from . import augment as aug
+from . import production
 from .augment import AugmentConfig
 from .cache import CACHE_DTYPES, CachedTrack, cache_track, default_cache_dir, is_cached
 from .tracks import DATASETS, MUSDB_STEMS, SUBSETS, AudioRef, TrackSpec, list_subsets, list_tracks
@@ -273,6 +274,8 @@ class TrainWindows(_TrackSet):
             if not cfg.enabled and track.has_mixture:
                 mix = _read_window(track.array, slice(self.num_stems, None), start, self.window.input_samples)[0]
         aug.apply(stems, rng, cfg)
+        if cfg.production and rng.random() < cfg.production_prob:
+            production.produce(stems, rng, self.cached_tracks[0].sample_rate, self.cached_tracks[0].stem_names)
         if mix is None:
             mix = stems.sum(axis=0)  # (C, T_in)
         targets = _targets(stems, self.groups, self.window)  # (S, C, T_out)

@@ -27,7 +27,7 @@ from .loop import train
 
 
 _RUN_DEFINING = ("preset", "task", "sources", "seed", "batch_size", "lr", "epoch_iterations", "output_samples",
-                 "output_seconds", "augment", "remix", "finetune_batch_size", "finetune_lr", "is_wav", "init_from")
+                 "output_seconds", "augment", "remix", "production", "finetune_batch_size", "finetune_lr", "is_wav", "init_from")
 
 # Options of one invocation: a resumed run takes them from its own command line (or defaults).
 # (--threads is not one: a resumed run reuses the run's thread count unless told otherwise, since
@@ -37,7 +37,7 @@ _PER_INVOCATION = ("max_steps", "max_minutes", "device", "progress")
 _DEFAULTS = {
     "preset": "M4", "task": None, "sources": None, "out": None, "resume": None, "device": "auto",
     "output_samples": None, "output_seconds": None, "is_wav": False, "cache_dir": None,
-    "valid_windows": None, "augment": True, "remix": False, "seed": 0, "batch_size": 16, "lr": 1e-4,
+    "valid_windows": None, "augment": True, "remix": False, "production": False, "seed": 0, "batch_size": 16, "lr": 1e-4,
     "epoch_iterations": 2000, "patience": 20, "max_epochs": None, "finetune": True,
     "finetune_batch_size": 32, "finetune_lr": 1e-5, "finetune_patience": 20,
     "finetune_max_epochs": None, "valid_batch_size": None, "valid_tracks": 3,
@@ -68,6 +68,10 @@ def build_parser() -> argparse.ArgumentParser:
                       "(the paper's; other presets also swap channels and flip signs) (default: on)")
     data.add_argument("--remix", action=argparse.BooleanOptionalAction,
                       help="with --augment, also build windows from stems of different tracks (default: off)")
+    data.add_argument("--production", action=argparse.BooleanOptionalAction,
+                      help="with --augment, also run the production chain of wavesep.data.production on 75%% of "
+                      "the windows: vocal EQ/compression/reverb/echo, instrument colour and saturation, "
+                      "bus compression, limiting and loudness (default: off)")
 
     run = p.add_argument_group("run")
     run.add_argument("--preset", choices=presets.names(), help="model preset (default M4)")
@@ -155,8 +159,9 @@ def build_datasets_from_args(args, model: WaveUNet) -> tuple:
     # Every rank builds its datasets; the decode cache is written atomically, so concurrent
     # builders are safe (a second run, or ranks after the first, hit the cache).
     augment = args.augment
-    if augment and getattr(args, "remix", False):
-        augment = data.AugmentConfig(remix=True)
+    remix, production = getattr(args, "remix", False), getattr(args, "production", False)
+    if augment and (remix or production):
+        augment = data.AugmentConfig(remix=bool(remix), production=bool(production))
     elif augment and str(args.preset).startswith("M"):
         # The paper's presets get the paper's augmentation: source gains U(0.7, 1.0) only.
         augment = data.AugmentConfig.paper()
