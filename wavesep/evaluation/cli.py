@@ -48,6 +48,9 @@ def _parser() -> argparse.ArgumentParser:
     where = data.add_mutually_exclusive_group()
     where.add_argument("--musdb", metavar="ROOT", help="MUSDB18 root (train/ and test/)")
     where.add_argument("--synthetic", metavar="ROOT", help="wavesep synthetic corpus root (with splits.json)")
+    where.add_argument("--stems", metavar="DIR", help="folder of own tracks, one folder per track with one audio "
+                       "file per stem (vocals.wav + accompaniment.wav, or vocals/drums/bass/other; mixture.* "
+                       "optional; the layout train.py --stems reads; DIR/test/ if present)")
     data.add_argument("--is-wav", action="store_true", help="the MUSDB root is MUSDB18-HQ (wav folders)")
     data.add_argument("--subset", choices=["train", "test"], help="MUSDB folder (default: test)")
     data.add_argument(
@@ -107,13 +110,15 @@ def _run(args, log: Log) -> int:
     folder_subset = args.subset or ("test" if args.split in (None, "test") else "train")
     selected: Optional[List[str]] = args.tracks
     if methods:
-        if not (args.musdb or args.synthetic):
+        if not (args.musdb or args.synthetic or args.stems):
             raise DataError(
-                "evaluating needs a dataset: --musdb ROOT (with --is-wav for MUSDB18-HQ) or --synthetic ROOT"
+                "evaluating needs a dataset: --musdb ROOT (with --is-wav for MUSDB18-HQ), --synthetic ROOT "
+                "or --stems DIR"
             )
         if not args.out:
             raise DataError("evaluating needs --out DIR (results go to DIR/<method>/<subset>/<track>.json)")
-        dataset, root = ("musdb", args.musdb) if args.musdb else ("synthetic", args.synthetic)
+        dataset, root = (("musdb", args.musdb) if args.musdb else ("synthetic", args.synthetic) if args.synthetic
+                         else ("stems", args.stems))
         tracks, folder_subset = select_tracks(
             dataset, root, is_wav=args.is_wav, subset=args.subset, split=args.split,
             tracks=args.tracks, exclude=args.exclude,

@@ -6,7 +6,7 @@ Arrays are (T, C) float, museval's layout, at the track's sample rate.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Dict, Mapping, Optional
+from typing import Dict, Mapping, Optional, Sequence
 
 import numpy as np
 import torch
@@ -16,7 +16,6 @@ from wavesep import postfilter as postfilters
 from wavesep.data.tracks import AUDIO_EXTENSIONS, TrackSpec
 from wavesep.errors import AudioError, DataError
 from wavesep.evaluation.methods import _ESTIMATES_LAYOUT, EvalOptions, Method, _model_plan
-from wavesep.evaluation.scoring import TARGET_STEMS
 from wavesep.metrics.oracle import ideal_ratio_mask
 
 
@@ -97,7 +96,8 @@ def _folder_estimates(
     return estimates, labels
 
 
-def _irm_estimates(stems: Mapping[str, np.ndarray], targets) -> Dict[str, np.ndarray]:
+def _irm_estimates(stems: Mapping[str, np.ndarray], parts: Mapping[str, Sequence[str]]) -> Dict[str, np.ndarray]:
+    """IRM2 oracle estimates: target -> sum of the masked stems ``parts[target]``, (T, C)."""
     names = list(stems)
     masked = ideal_ratio_mask(np.stack([stems[n] for n in names]), _IRM_N_FFT, _IRM_HOP, power=2.0)  # (S, T, C)
-    return {t: sum(masked[names.index(s)] for s in TARGET_STEMS[t]) for t in targets}
+    return {t: sum(masked[names.index(s)] for s in stem_names) for t, stem_names in parts.items()}

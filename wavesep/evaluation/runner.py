@@ -26,8 +26,8 @@ from wavesep.data.tracks import TrackSpec
 from wavesep.errors import DataError
 from wavesep.evaluation.estimates import _folder_estimates, _irm_estimates, _model_estimates
 from wavesep.evaluation.methods import EvalOptions, Method, TrackOutcome, load_separation_model
-from wavesep.evaluation.scoring import TARGET_STEMS, _silent, score_track
-from wavesep.evaluation.tracks import _read_stems, _stem_files
+from wavesep.evaluation.scoring import _silent, score_track
+from wavesep.evaluation.tracks import _read_stems, _stem_files, target_stems
 from wavesep.metrics import aggregate as agg
 
 
@@ -137,7 +137,8 @@ def evaluate_track(
             return TrackOutcome(track.name, str(path), "skipped")
     start = time.perf_counter()
     stems, sample_rate, mixture = _read_stems(track)
-    references = {t: sum(stems[s] for s in TARGET_STEMS[t]) for t in options.targets}
+    parts = {t: target_stems(track, t) for t in options.targets}
+    references = {t: sum(stems[s] for s in parts[t]) for t in options.targets}
     for target, ref in references.items():
         if _silent(ref):
             raise DataError(
@@ -156,7 +157,7 @@ def evaluate_track(
             method, folder_subset, track, options.targets, shape, sample_rate, options.fix_length, log
         )
     elif method.source == "irm":
-        estimates = _irm_estimates(stems, options.targets)
+        estimates = _irm_estimates(stems, parts)
     else:
         estimates = {t: mixture for t in options.targets}
     info = {"method": method.name, "method_source": method.source, **record}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -9,7 +11,7 @@ import torch
 
 from wavesep import audio
 from wavesep.data import list_tracks
-from wavesep.data.tracks import TrackSpec
+from wavesep.data.tracks import AUDIO_EXTENSIONS, MIXTURE, AudioRef, TrackSpec
 from wavesep.errors import AudioError, DataError
 from wavesep.evaluation.scoring import TARGET_STEMS
 
@@ -30,7 +32,8 @@ def select_tracks(
     """The tracks to evaluate and the MUSDB folder ("test" or "train") they live in.
 
     Args:
-        dataset: "musdb" or "synthetic".
+        dataset: "musdb", "synthetic" or "stems" (a folder of own tracks: :func:`stem_folder_tracks`;
+            its tracks are all in the "test" subset and ``subset``/``split`` must be None).
         root: dataset root.
         is_wav: MUSDB18-HQ wav folders (musdb only; the synthetic corpus is always wav).
         subset: MUSDB folder, "test" or "train" ("train" holds the train and valid splits).
@@ -45,8 +48,10 @@ def select_tracks(
     Raises:
         DataError: inconsistent subset and split, unknown track names, no track left.
     """
-    if dataset not in ("musdb", "synthetic"):
-        raise DataError(f"unknown dataset {dataset!r}; choose musdb or synthetic")
+    if dataset not in ("musdb", "synthetic", "stems"):
+        raise DataError(f"unknown dataset {dataset!r}; choose musdb, synthetic or stems")
+    if dataset == "stems" and (subset is not None or split is not None):
+        raise DataError("--subset and --split do not apply to --stems: every track folder is evaluated")
     if subset not in (None, "train", "test"):
         raise DataError(f"unknown subset {subset!r}; choose train or test")
     if split not in (None, "train", "valid", "test"):
@@ -59,8 +64,8 @@ def select_tracks(
     else:
         folder = subset or "test"
         splits = ["test"] if folder == "test" else ["train", "valid"]
-    found: List[TrackSpec] = []
-    for i, name in enumerate(splits):
+    found: List[TrackSpec] = stem_folder_tracks(root) if dataset == "stems" else []
+    for i, name in enumerate(splits if dataset != "stems" else ()):
         try:
             found += list_tracks(dataset, root, name, is_wav=is_wav)
         except DataError:
@@ -82,6 +87,68 @@ def select_tracks(
     if not by_name:
         raise DataError(f"no track left to evaluate in {root} after --tracks/--exclude")
     return [by_name[n] for n in sorted(by_name)], folder
+
+
+def stem_folder_tracks(root) -> List[TrackSpec]:
+    """The tracks of a folder in the own-stems layout (the one ``train.py --stems`` reads), for
+    evaluation: every folder of ``root/test`` if there is one, else of ``root``, is a track, and
+    every audio file in it is a stem named by its file stem (``vocals.flac`` -> "vocals",
+    ``mixture.*`` the mixture). A target is scored from the stem of its own name, else from the
+    sum of its MUSDB stems (:func:`target_stems`), so both ``vocals`` + ``accompaniment`` and
+    ``vocals``, ``drums``, ``bass``, ``other`` folders work.
+
+    Folders that hold no stem a target can be formed from (e.g. only ``notes.flac``) are skipped
+    with a warning naming them; folders without audio are ignored.
+
+    Raises:
+        DataError: ``root`` is not a folder, or no track was found.
+    """
+    base = Path(root)
+    if not base.is_dir():
+        raise DataError(f"--stems {root}: no such folder")
+    folder = base / "test" if (base / "test").is_dir() else base
+    known = set(TARGET_STEMS) | {s for stems in TARGET_STEMS.values() for s in stems}
+    specs = []
+    for d in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        files = sorted(p for p in d.iterdir() if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS)
+        by_stem: Dict[str, Path] = {}
+        for f in files:
+            if f.stem in by_stem:
+                raise DataError(f"track {d} has several files for {f.stem!r} ({by_stem[f.stem].name}, {f.name}); keep one")
+            by_stem[f.stem] = f
+        mixture = by_stem.pop(MIXTURE, None)
+        if not files:
+            continue
+        if not known & set(by_stem):
+            warnings.warn(f"skipping {d}: none of its files ({', '.join(f.name for f in files)}) is a stem named "
+                          f"after a target ({', '.join(sorted(known))})")
+            continue
+        names = tuple(sorted(by_stem))
+        specs.append(TrackSpec(d.name, "test", names, tuple(AudioRef(str(by_stem[n].absolute())) for n in names),
+                               AudioRef(str(mixture.absolute())) if mixture is not None else None))
+    if not specs:
+        raise DataError(
+            f"no tracks found in {folder}: expected one folder per track holding audio files named after the "
+            f"targets (vocals.wav, accompaniment.wav or drums.wav, bass.wav, other.wav; mixture.wav optional)"
+        )
+    return specs
+
+
+def target_stems(track: TrackSpec, target: str) -> Tuple[str, ...]:
+    """The stems of ``track`` whose sum is the reference of ``target``: a stem of the target's
+    own name, else the target's MUSDB stems (:data:`TARGET_STEMS`; accompaniment = bass + drums +
+    other). DataError naming the track when it has neither."""
+    if target in track.stem_names:
+        return (target,)
+    parts = TARGET_STEMS[target]
+    missing = [s for s in parts if s not in track.stem_names]
+    if missing:
+        where = track.stems[0].path.rsplit("/", 1)[0] if track.stems else track.name
+        raise DataError(
+            f"track {track.name!r} ({where}) has no {target} stem: it needs a file {target}.* or "
+            f"{', '.join(p + '.*' for p in parts)} (missing: {', '.join(missing)})"
+        )
+    return parts
 
 
 # ---------------------------------------------------------------------- reading a track
@@ -130,5 +197,6 @@ def _read_stems(track: TrackSpec) -> Tuple[Dict[str, np.ndarray], int, Optional[
 
 
 def _stem_files(track: TrackSpec, target: str) -> str:
-    paths = {ref.path for name, ref in zip(track.stem_names, track.stems) if name in TARGET_STEMS[target]}
+    wanted = target_stems(track, target)
+    paths = {ref.path for name, ref in zip(track.stem_names, track.stems) if name in wanted}
     return ", ".join(sorted(paths))
