@@ -647,3 +647,20 @@ def test_stems_folder_with_a_model_and_clear_errors(tmp_path):
     assert code != 0
     message = stdout + stderr
     assert "Half" in message and "bass" in message and "Traceback" not in message
+
+
+def test_scores_at_44k_carry_the_top_band_recovery():
+    rng = np.random.default_rng(5)
+    n = 44100 * 2
+    vocals = rng.standard_normal((n, 1)) * 0.1  # white: a quarter of its energy lies above 11.025 kHz
+    accompaniment = rng.standard_normal((n, 1)) * 0.1
+    lowpassed = np.fft.irfft(np.fft.rfft(vocals, axis=0) * (np.fft.rfftfreq(n, 1 / 44100) <= 11025)[:, None], n, axis=0)
+    refs = {"vocals": vocals, "accompaniment": accompaniment}
+    doc = ev.score_track(refs, {"vocals": lowpassed, "accompaniment": vocals + accompaniment - lowpassed},
+                         44100, musical_noise=False)
+    extras = {t["name"]: t.get("wavesep", {}) for t in doc["targets"]}
+    assert extras["vocals"]["high_band_recovered"] == pytest.approx(0.0, abs=1e-6)
+    assert extras["vocals"]["high_band_reference_share"] == pytest.approx(0.5, abs=0.02)  # 11-22 kHz of 0-22 kHz
+    # the accompaniment estimate also holds the vocals' top band, as much energy as its own there
+    assert extras["accompaniment"]["high_band_recovered"] == pytest.approx(0.0, abs=0.05)
+    assert extras["accompaniment"]["high_band_energy_ratio"] == pytest.approx(2.0, abs=0.1)

@@ -15,6 +15,9 @@ from wavesep.atomic import write_text
 from wavesep.evaluation.methods import Method
 from wavesep.metrics import aggregate as agg
 
+# Whole-track extras shown per target: musical noise and the top band's recovery.
+_EXTRA_KEYS = ("spot_rate", "kurtosis_ratio", "high_band_recovered")
+
 
 # ---------------------------------------------------------------------- report and plot
 
@@ -59,11 +62,13 @@ def format_report(
     lines.append(
         f"Per method: metrics in dB, {agg.convention_label('median', 'median', window_seconds)}; "
         "spots/s (residual isolated peaks per second) and KR (kurt(estimate) / kurt(reference)): "
-        "median over tracks; NaN frames: left out of the medians"
+        "median over tracks; HF rec. (share of the reference's energy above 11.025 kHz that the "
+        "estimate recovers, 1 - |E_h - R_h|^2 / |R_h|^2; inputs above 22.05 kHz only): median over tracks; "
+        "NaN frames: left out of the medians"
     )
     for method, res in results.items():
         scores = agg.aggregate(res)
-        extras = agg.aggregate_extras(res)
+        extras = agg.aggregate_extras(res, _EXTRA_KEYS)
         nans = agg.nan_frames(res)
         rows = []
         for target in agg.ordered_targets(scores):
@@ -75,10 +80,11 @@ def format_report(
             rows.append(
                 [target]
                 + [agg.format_value(scores[target][m]) for m in agg.METRICS]
-                + [agg.format_value(extra.get("spot_rate")), agg.format_value(extra.get("kurtosis_ratio"), 3), share]
+                + [agg.format_value(extra.get("spot_rate")), agg.format_value(extra.get("kurtosis_ratio"), 3),
+                   agg.format_value(extra.get("high_band_recovered"), 3), share]
             )
         lines.append(f"{labels.get(method, method)} ({len(res)} track{'' if len(res) == 1 else 's'})")
-        lines.append(agg.format_table(["target"] + list(agg.METRICS) + ["spots/s", "KR", "NaN frames"], rows))
+        lines.append(agg.format_table(["target"] + list(agg.METRICS) + ["spots/s", "KR", "HF rec.", "NaN frames"], rows))
         lines.append("")
     return "\n".join(lines).rstrip() + "\n"
 
@@ -101,6 +107,8 @@ def _write_summary(folder: Path, folder_subset: str, results, method: Method) ->
             "scores": agg.aggregate(results, "median", "mean"),
         },
         "musical_noise_median_over_tracks": agg.aggregate_extras(results),
+        "high_band_median_over_tracks": agg.aggregate_extras(
+            results, ("high_band_recovered", "high_band_energy_ratio", "high_band_reference_share")),
         "nan_frames": {
             t: {"nan": n, "total": total, "tracks_all_nan": e} for t, (n, total, e) in agg.nan_frames(results).items()
         },

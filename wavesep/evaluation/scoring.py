@@ -15,6 +15,7 @@ import numpy as np
 from wavesep import __version__
 from wavesep.errors import AudioError, DataError, DependencyError
 from wavesep.metrics import aggregate as agg
+from wavesep.metrics.band import HIGH_BAND_HZ, high_band_recovery
 from wavesep.metrics.bss import bss_eval_v4
 from wavesep.metrics.musical_noise import default_stft, kurtosis_ratio, spot_rate_frames
 
@@ -164,7 +165,9 @@ def score_track(
     Returns:
         The museval-format document (:func:`wavesep.metrics.aggregate.track_document`): SDR,
         SIR, SAR, ISR per frame in dB for every target (grouped as
-        :func:`evaluation_groups`), plus the musical-noise numbers under ``"wavesep"``.
+        :func:`evaluation_groups`), plus the musical-noise numbers and, for rates above
+        22.05 kHz, the top band's recovery (:func:`wavesep.metrics.band.high_band_recovery`,
+        keys ``high_band_*``) under ``"wavesep"``.
 
     Raises:
         AudioError: shapes differ, or the targets of the two mappings differ.
@@ -224,6 +227,10 @@ def score_track(
                 evaluated_with[target] = scored
 
     extras: Dict[str, dict] = {t: {"evaluated_with": list(evaluated_with[t])} for t in scores}
+    if sample_rate / 2.0 > HIGH_BAND_HZ:
+        for target in scores:
+            band = high_band_recovery(np.asarray(references[target]).T, np.asarray(estimates[target]).T, sample_rate)
+            extras[target].update({f"high_band_{k}": v for k, v in band.items()})
     frame_extras: Dict[str, Dict[str, np.ndarray]] = {}
     if musical_noise:
         n_fft, _ = default_stft(sample_rate)
@@ -247,6 +254,9 @@ def score_track(
         "hop_seconds": float(hop_seconds),
         "convention": "museval eval_mus_track grouping; vocals/accompaniment scored as a separate pair",
     }
+    if sample_rate / 2.0 > HIGH_BAND_HZ:
+        provenance["high_band_recovered"] = (f"1 - |E_h - R_h|^2 / |R_h|^2 above {HIGH_BAND_HZ:g} Hz: share of the "
+                                             "reference's top-band energy the estimate recovers")
     if musical_noise:
         provenance["spot_rate"] = "isolated TF peaks per second of the residual estimate - reference"
         provenance["kurtosis_ratio"] = "kurt(estimate) / kurt(reference) of the power spectrum"
