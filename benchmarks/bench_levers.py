@@ -152,7 +152,7 @@ def main(argv=None) -> int:
         print(f"  {track.name}: " + ", ".join(f"{v} {table[v][-1][0]:.2f}" for v in args.variants), flush=True)
     names = [t.name[:16] for t in tracks]
     print("\nvocals SDR (dB, median over 1 s frames) per track, mean; HF rec. = mean share of the true vocals' "
-          f"energy above 11.025 kHz recovered; RTF = seconds per second of audio")
+          "energy above 11.025 kHz recovered; RTF = seconds per second of audio")
     print(f"{'variant':14s} " + " ".join(f"{n:>16s}" for n in names) + f" {'mean':>7s} {'HF rec.':>8s} {'RTF':>6s}")
     for var in args.variants:
         sdrs = [r[0] for r in table[var]]
