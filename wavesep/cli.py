@@ -1,4 +1,4 @@
-"""The umbrella command ``wavesep COMMAND [ARGS]``: separate, train, evaluate, synth, presets.
+"""The umbrella command ``wavesep COMMAND [ARGS]``: separate, train, evaluate, synth, presets, serve.
 
 Each command is the ``main(argv)`` of its module (also installed as ``wavesep-COMMAND``), so
 ``wavesep evaluate --help`` and ``wavesep-evaluate --help`` are the same thing.
@@ -15,6 +15,7 @@ COMMANDS = {
     "evaluate": ("wavesep.evaluate", "SiSEC-style BSS Eval v4 evaluation"),
     "synth": ("wavesep.synth", "render an offline synthetic multitrack corpus"),
     "presets": ("wavesep.model", "print the model presets with sizes and parameter counts"),
+    "serve": ("wavesep.web.serve", "a local web page for separating songs (extra: web)"),
 }
 
 
