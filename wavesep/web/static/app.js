@@ -18,7 +18,11 @@ function showError(text) {
 }
 
 function mb(bytes) { return (bytes / 1048576).toFixed(bytes < 10485760 ? 1 : 0) + " MB"; }
-function minutes(s) { const m = Math.floor(s / 60), r = Math.round(s % 60); return m ? `${m} min ${r} s` : `${r} s`; }
+function minutes(s) {
+  s = Math.round(s);
+  const h = Math.floor(s / 3600), m = Math.floor(s % 3600 / 60), r = s % 60;
+  return [h && `${h} h`, m && `${m} min`, (r || s === 0) && `${r} s`].filter(Boolean).join(" ");
+}
 
 async function loadConfig() {
   config = await (await fetch("/api/config")).json();
@@ -95,6 +99,7 @@ const COLORS = ["#3b6fd8", "#d8783b", "#2e9e5b", "#9b4dca", "#c23b5b"];
 async function showResults(card, job) {
   const peaks = await (await fetch(`/api/jobs/${job.id}/peaks`)).json();
   const tracks = $(".tracks", card);
+  $(".results", card).hidden = false;  // before drawing: a hidden canvas has no width
   ["mixture", ...job.stems].forEach((stem, i) => {
     const row = document.createElement("div");
     row.className = "track";
@@ -112,7 +117,6 @@ async function showResults(card, job) {
     drawPeaks($("canvas", row), peaks[stem] || [], COLORS[i % COLORS.length]);
   });
   $(".zip", card).href = `/api/jobs/${job.id}/stems.zip`;
-  $(".results", card).hidden = false;
 }
 
 function card(job) {
