@@ -7,7 +7,10 @@ Inputs are files and folders (searched recursively for audio files). Stems are w
 input's sample rate and exact length, 16-bit by default. A track's files are written into a
 temporary folder and moved into place together, so a track is written whole or not at all. A file that cannot be read or
 separated is reported and skipped; the others are still processed and the exit status is then 1,
-after a summary. ``main(argv)`` returns the exit status, so tests call it in-process.
+after a summary. ``--skip-existing`` leaves out tracks whose stems are all there (reruns);
+``--ray [ADDRESS]`` separates on Ray workers instead (:mod:`wavesep.cluster.separate`), with the
+same outputs, messages and summary. ``main(argv)`` returns the exit status, so tests call it
+in-process.
 """
 
 from __future__ import annotations
@@ -237,6 +240,17 @@ def build_parser() -> argparse.ArgumentParser:
         "(integer files then clip). Default: %(default)s",
     )
     p.add_argument("-j", "--jobs", type=int, default=1, help="files separated in parallel (default: 1)")
+    p.add_argument("--skip-existing", action="store_true",
+                   help="leave out tracks whose output folder already holds every stem (reruns)")
+    p.add_argument(
+        "--ray", nargs="?", const="", metavar="ADDRESS",
+        help="separate on a Ray cluster, one model per worker: ADDRESS of the cluster (auto, HOST:6379, "
+        "ray://HOST:10001) or none to start a local Ray instance (extra: ray)",
+    )
+    p.add_argument("--ray-workers", type=int, metavar="N",
+                   help="Ray workers (default: one per GPU of the cluster, else one per --ray-cpus CPUs)")
+    p.add_argument("--ray-cpus", type=float, default=1.0, metavar="N",
+                   help="CPUs (and torch threads) per Ray worker (default: %(default)g)")
     p.add_argument(
         "--channels", choices=apply.CHANNEL_POLICIES, default="error", dest="channel_policy",
         help="inputs with more than 2 channels: error (default), downmix (mean of all channels), "
@@ -303,10 +317,13 @@ def main(argv=None) -> int:
     if args.flac and args.encoding == "float32":
         _print("wavesep-separate: error: --flac cannot hold float samples; use --int24 or 16-bit", file=sys.stderr)
         return 2
-    for name, value in (("--batch-size", args.batch_size), ("--jobs", args.jobs)):
+    for name, value in (("--batch-size", args.batch_size), ("--jobs", args.jobs), ("--ray-workers", args.ray_workers)):
         if value is not None and value < 1:
             _print(f"wavesep-separate: error: {name} must be >= 1, got {value}", file=sys.stderr)
             return 2
+    if not (args.ray_cpus > 0 and math.isfinite(args.ray_cpus)):
+        _print(f"wavesep-separate: error: --ray-cpus must be > 0, got {args.ray_cpus}", file=sys.stderr)
+        return 2
     if not (args.segment > 0 and math.isfinite(args.segment)):
         _print(f"wavesep-separate: error: --segment must be a finite number of seconds > 0, got "
                f"{args.segment}", file=sys.stderr)
@@ -363,6 +380,13 @@ def _separate_all(args, stop: StopSignals, started: float) -> int:
     extension = "flac" if args.flac else "wav"
     lock = threading.Lock()
     total = len(tracks)
+    skipped = set()
+    if args.skip_existing:
+        wanted = [f"{s}.{extension}" for s in separator.sources] + (["spectrograms.png"] if args.spectrogram else [])
+        skipped = {i for i, t in enumerate(tracks) if all((model_dir / t.name / f).is_file() for f in wanted)}
+        if skipped and not args.quiet:
+            _print(f"skipping {len(skipped)} track(s) already separated (--skip-existing)")
+    todo = [i for i in range(total) if i not in skipped]
 
     def run_one(index: int, track: Track) -> Optional[str]:
         start = time.perf_counter()
@@ -401,12 +425,29 @@ def _separate_all(args, stop: StopSignals, started: float) -> int:
             _print(f"[{index + 1}/{total}] error: {message}", file=sys.stderr, flush=True)
         return message
 
-    if args.jobs == 1 or total <= 1:
-        results = [run_one(i, t) for i, t in enumerate(tracks)]
+    results = [None] * total
+    if args.ray is not None:
+        from .cluster.separate import separate_on_ray
+
+        try:
+            done_remotely = separate_on_ray(
+                separator, [tracks[i] for i in todo], model_dir, address=args.ray or None,
+                workers=args.ray_workers, cpus_per_worker=args.ray_cpus, device=args.device,
+                encoding=args.encoding, extension=extension, spectrogram=args.spectrogram, quiet=args.quiet)
+        except WavesepError as exc:  # the Ray cluster could not be reached or used
+            stop.check()
+            _print(f"wavesep-separate: error: {exc}", file=sys.stderr)
+            return EXIT_FAILED
+        for i, message in zip(todo, done_remotely):
+            results[i] = message
+    elif args.jobs == 1 or len(todo) <= 1:
+        for i in todo:
+            results[i] = run_one(i, tracks[i])
     else:
         pool = ThreadPoolExecutor(max_workers=args.jobs)
         try:
-            results = list(pool.map(run_one, range(total), tracks))
+            for i, message in zip(todo, pool.map(run_one, todo, [tracks[i] for i in todo])):
+                results[i] = message
         except BaseException:
             stop.signum = stop.signum or signal.SIGINT  # the running tracks stop at their next check
             raise
@@ -417,7 +458,8 @@ def _separate_all(args, stop: StopSignals, started: float) -> int:
     done = total - sum(msg is not None for msg in results)
     if failures or not args.quiet:
         # Inputs that do not exist or hold no audio count as one each.
-        _print(f"separated {done} of {total + len(problems)} track(s) with model "
+        also = f" ({len(skipped)} of them already done)" if skipped else ""
+        _print(f"separated {done} of {total + len(problems)} track(s){also} with model "
                f"'{separator.name}' into {model_dir}")
     if failures:
         _print(f"{len(failures)} input(s) failed:", file=sys.stderr)
