@@ -125,3 +125,68 @@ def test_cluster_errors(tmp_path, capsys):
     tracks, _ = collect_tracks([tmp_path / "a.wav"], tmp_path / "out")
     with pytest.raises(ClusterError, match="needs one GPU per worker"):  # this cluster has no GPU
         separate_on_ray(Separator("tiny-untrained", device="cpu"), tracks, tmp_path / "out", device="cuda")
+
+
+# ------------------------------------------------------------------------------ evaluation
+
+
+def write_corpus(root, names=("A - one", "B - two", "C - three"), silent_vocals=("D - silent",)):
+    """A synthetic corpus (MUSDB18-HQ layout + splits.json): 8 kHz mono 3 s tonal stems with a
+    noise floor (BSS Eval needs references that are not band-limited)."""
+    import json
+
+    rate, t = 8000, np.arange(3 * 8000) / 8000
+    rng = np.random.default_rng(0)
+    for k, name in enumerate((*names, *silent_vocals)):
+        stems = {
+            "vocals": 0.3 * np.sin(2 * np.pi * (300 + 20 * k) * t) * (name not in silent_vocals),
+            "drums": 0.3 * np.exp(-30 * (t % 0.25)) * rng.standard_normal(t.size),
+            "bass": 0.3 * np.sin(2 * np.pi * 110 * t),
+            "other": 0.15 * np.sin(2 * np.pi * 554 * t),
+        }
+        folder = root / "test" / name
+        folder.mkdir(parents=True)
+        for stem, x in stems.items():
+            x = x + (1e-3 * rng.standard_normal(t.size) if stem != "vocals" or name not in silent_vocals else 0)
+            stems[stem] = x
+            sf.write(str(folder / f"{stem}.wav"), x[:, None], rate, subtype="PCM_16")
+        sf.write(str(folder / "mixture.wav"), sum(stems.values())[:, None], rate, subtype="PCM_16")
+    (root / "splits.json").write_text(json.dumps({"train": [], "valid": [], "test": [*names, *silent_vocals]}))
+    return root
+
+
+def evaluate(*argv):
+    import contextlib
+    import io
+
+    from wavesep.evaluation import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main([str(a) for a in argv])
+    return code, out.getvalue(), err.getvalue()
+
+
+def test_evaluation_on_ray_equals_the_local_one(tmp_path):
+    corpus = write_corpus(tmp_path / "corpus")
+    common = ["--model", "tiny-untrained", "--oracle", "mix", "--synthetic", corpus, "--targets", "vocals",
+              "accompaniment", "--exclude", "D - silent", "--no-plot", "--device", "cpu"]
+    code, _, err = evaluate(*common, "--out", tmp_path / "local")
+    assert code == 0, err
+    code, out, err = evaluate(*common, "--out", tmp_path / "ray", "--ray", "--ray-workers", "2")
+    assert code == 0, err
+    assert "Ray: 2 worker(s)" in out and "Ray: 3 track(s)" in out
+    local, remote = outputs(tmp_path / "local"), outputs(tmp_path / "ray")
+    jsons = [k for k in local if k.endswith(".json") and "/test/" in k]
+    assert len(jsons) == 6 and sorted(remote) == sorted(local)
+    assert all(remote[k] == local[k] for k in jsons)  # the museval JSON of every track, byte for byte
+    # A rerun skips what is done without starting a worker.
+    code, out, _ = evaluate(*common, "--out", tmp_path / "ray", "--ray")
+    assert code == 0 and out.count("skipped") == 6 and "Ray: " not in out
+    # The first error stops the run with the local path's message (the silent reference).
+    failing = ["--model", "tiny-untrained", "--synthetic", corpus, "--targets", "vocals", "accompaniment",
+               "--tracks", "D - silent", "--no-plot", "--device", "cpu"]
+    code, _, local_err = evaluate(*failing, "--out", tmp_path / "l2")
+    code_ray, _, ray_err = evaluate(*failing, "--out", tmp_path / "r2", "--ray")
+    assert code == code_ray == 2 and "is silent over the whole track" in local_err
+    assert ray_err.strip().splitlines()[-1] == local_err.strip().splitlines()[-1]

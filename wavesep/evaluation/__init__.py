@@ -57,7 +57,8 @@ evaluated, options, targets, models), :mod:`.tracks` (selection, reading stems),
 :mod:`.report` and :mod:`.plots` (tables, summary, box plot), :mod:`.cli` (the command line).
 
 May import: wavesep.metrics, wavesep.data (track discovery), inference (wavesep.apply,
-wavesep.postfilter, wavesep.checkpoint, wavesep.pretrained) and the shared basics. Nothing in the
+wavesep.postfilter, wavesep.checkpoint, wavesep.pretrained) and the shared basics; with ``--ray``,
+wavesep.cluster (imported only then). Nothing in the
 package imports this wing, apart from the command shims (wavesep.evaluate, wavesep.cli).
 """
 

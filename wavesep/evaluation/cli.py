@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import signal
 import sys
 from pathlib import Path
@@ -67,6 +68,16 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--out", metavar="DIR", help="results root: OUT/<method>/<subset>/<track>.json")
     run.add_argument("--backend", choices=BACKENDS, default="fast", help="BSS Eval implementation (default: fast)")
     run.add_argument("--jobs", type=int, default=1, help="tracks evaluated in parallel processes (default: 1)")
+    run.add_argument(
+        "--ray", nargs="?", const="", metavar="ADDRESS",
+        help="evaluate on a Ray cluster, one model per worker: ADDRESS (auto, HOST:6379, ray://HOST:10001) or "
+        "none to start a local Ray instance; the dataset must be readable at the same path on every worker "
+        "(extra: ray)",
+    )
+    run.add_argument("--ray-workers", type=int, metavar="N",
+                     help="Ray workers (default: one per GPU of the cluster, else one per --ray-cpus CPUs)")
+    run.add_argument("--ray-cpus", type=float, default=1.0, metavar="N",
+                     help="CPUs (and torch threads) per Ray worker (default: 1)")
     run.add_argument("--force", action="store_true", help="re-evaluate tracks whose result file exists")
     run.add_argument("--fix-length", action="store_true", help="zero-pad / truncate estimates of the wrong length")
     run.add_argument("--no-musical-noise", action="store_true", help="skip the spot rate and kurtosis ratio")
@@ -102,6 +113,10 @@ def _run(args, log: Log) -> int:
         raise DataError(f"--jobs must be at least 1, got {args.jobs}")
     if not (args.segment_seconds > 0 and np.isfinite(args.segment_seconds)):
         raise DataError(f"--segment-seconds must be a finite number of seconds > 0, got {args.segment_seconds}")
+    if args.ray_workers is not None and args.ray_workers < 1:
+        raise DataError(f"--ray-workers must be at least 1, got {args.ray_workers}")
+    if not (args.ray_cpus > 0 and np.isfinite(args.ray_cpus)):
+        raise DataError(f"--ray-cpus must be > 0, got {args.ray_cpus}")
     if args.backend == "museval":
         _import_museval()
 
@@ -130,7 +145,12 @@ def _run(args, log: Log) -> int:
         for method in methods:
             if method.kind == "model":
                 models[method.name] = load_separation_model(method.source)
-        with _WorkerPool(args.jobs) as pool:  # started only if some track needs a worker
+        with contextlib.ExitStack() as stack:
+            pool = stack.enter_context(_WorkerPool(args.jobs))  # started only if some track needs a worker
+            if args.ray is not None:  # one Ray connection for all methods
+                from wavesep.cluster.evaluate import session
+
+                stack.enter_context(session(args.ray))
             # oracles score the same targets as the method they accompany, so the rows line up
             for method in sorted(methods, key=lambda m: m.kind == "oracle"):
                 targets = resolve_targets(
@@ -146,7 +166,8 @@ def _run(args, log: Log) -> int:
                 out_dir = Path(args.out) / method.name
                 log(f"{method.label}: {', '.join(targets)} -> {out_dir}")
                 evaluate_tracks(
-                    method, tracks, out_dir, folder_subset, options, args.jobs, models.get(method.name), log, pool
+                    method, tracks, out_dir, folder_subset, options, args.jobs, models.get(method.name), log, pool,
+                    ray=args.ray, ray_workers=args.ray_workers, ray_cpus=args.ray_cpus,
                 )
         for method in methods:
             results[method.name] = agg.load_results(Path(args.out) / method.name, folder_subset, selected)

@@ -217,12 +217,17 @@ def evaluate_tracks(
     model=None,
     log: Log = print,
     _pool: Optional[_WorkerPool] = None,
+    ray: Optional[str] = None,
+    ray_workers: Optional[int] = None,
+    ray_cpus: float = 1.0,
 ) -> List[TrackOutcome]:
     """Evaluate one method on many tracks, ``jobs`` tracks at a time.
 
     Tracks whose result file is complete are skipped first (unless ``options.force``). With
     ``jobs > 1`` the others run in worker processes (spawned, with ``cpu_count // jobs`` torch
-    threads each), which load the model themselves. The first error stops the run; results
+    threads each), which load the model themselves. With ``ray`` (a Ray cluster address, or ""
+    for a local instance) they run on ``ray_workers`` Ray workers of ``ray_cpus`` CPUs instead
+    (:func:`wavesep.cluster.evaluate.evaluate_on_ray`). The first error stops the run; results
     already written stay and are skipped by the next run.
 
     Returns:
@@ -262,7 +267,12 @@ def evaluate_tracks(
     # the check is done: workers must not skip a track whose file they were sent to replace
     options = dataclasses.replace(options, force=True)
 
-    if jobs == 1 or len(pending) <= 1:
+    if ray is not None and pending:
+        from wavesep.cluster.evaluate import evaluate_on_ray
+
+        evaluate_on_ray(method, pending, out_dir, folder_subset, options, model, report, log, record=record,
+                        address=ray or None, workers=ray_workers, cpus_per_worker=ray_cpus)
+    elif jobs == 1 or len(pending) <= 1:
         for track in pending:
             report(evaluate_track(track, method, out_dir, folder_subset, options, model, log, record))
     else:
