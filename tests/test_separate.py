@@ -116,6 +116,23 @@ def test_four_source_checkpoint_and_run_directory(tmp_path):
     assert sorted(p.name for p in folder.iterdir())[:2] == ["bass.wav", "drums.wav"]
 
 
+def test_skip_existing_reruns(tmp_path, capsys):
+    for name in ("a", "b"):
+        write(tmp_path / "in" / f"{name}.wav", tone(0.2))
+    out = tmp_path / "out"
+    assert run(tmp_path / "in", "-o", out) == 0
+    folder = out / "tiny-untrained"
+    before = {p: p.stat().st_mtime_ns for p in folder.rglob("*.wav")}
+    (folder / "b" / "vocals.wav").unlink()
+    capsys.readouterr()
+    assert run(tmp_path / "in", "-o", out, "--skip-existing") == 0
+    printed = capsys.readouterr().out
+    assert "skipping 1 track(s) already separated" in printed and "(1 of them already done)" in printed
+    for path, mtime in before.items():
+        assert (path.stat().st_mtime_ns == mtime) == (path.parent.name == "a")
+    assert (folder / "b" / "vocals.wav").is_file()
+
+
 def test_jobs_and_folder_names(tmp_path):
     root = tmp_path / "music"
     for name in ("a.wav", "album/b.flac", "album/c.ogg", ".hidden.wav", "notes.txt"):

@@ -345,7 +345,8 @@ def _separate_all(args, stop: StopSignals, started: float) -> int:
     try:
         separator = Separator(
             args.model,
-            device=args.device,
+            # with --ray the driver only holds the model to send it; the workers use --device
+            device="cpu" if args.ray is not None else args.device,
             segment_seconds=args.segment,
             batch_size=args.batch_size,
             precision=args.precision,

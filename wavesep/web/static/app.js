@@ -144,7 +144,7 @@ function update(job) {
   const bar = $("progress", el);
   bar.value = job.progress;
   let stage = job.stage;
-  if (job.status === "queued") stage = `queued (${job.position} to go before it)`;
+  if (job.status === "queued") stage = `queued: number ${job.position} in line`;
   if (job.status === "running" && job.stage === "separating") stage = `separating: ${Math.round(job.progress * 100)}%`;
   $(".stage", el).textContent = stage;
   const msg = $(".message", el);

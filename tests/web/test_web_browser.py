@@ -4,7 +4,7 @@ stems and compare them with wavesep-separate's files, see the queue from a secon
 bad file's message. Skips with the reason when no browser is installed (``.ci/run`` installs
 Debian's chromium and chromium-driver).
 
-``WAVESEP_SCREENSHOT=docs/serve.png python -m pytest tests/test_web_browser.py`` also saves the
+``WAVESEP_SCREENSHOT=docs/serve.png python -m pytest tests/web/test_web_browser.py`` also saves the
 screenshot shown in the README.
 """
 
