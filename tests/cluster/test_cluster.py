@@ -23,9 +23,13 @@ RATE = 44100
 pytestmark = [pytest.mark.xdist_group("ray"), pytest.mark.usefixtures("one_thread")]
 
 
+def start_ray():
+    ray.init(num_cpus=2, include_dashboard=False, object_store_memory=150 * 2**20, logging_level="ERROR")
+
+
 @pytest.fixture(scope="module", autouse=True)
 def local_ray():
-    ray.init(num_cpus=2, include_dashboard=False, object_store_memory=150 * 2**20, logging_level="ERROR")
+    start_ray()
     yield
     ray.shutdown()
 
@@ -190,3 +194,16 @@ def test_evaluation_on_ray_equals_the_local_one(tmp_path):
     code_ray, _, ray_err = evaluate(*failing, "--out", tmp_path / "r2", "--ray")
     assert code == code_ray == 2 and "is silent over the whole track" in local_err
     assert ray_err.strip().splitlines()[-1] == local_err.strip().splitlines()[-1]
+
+
+def test_the_command_starts_and_stops_its_own_local_ray(tmp_path, capsys):
+    """Without Ray running and without an address, --ray starts a local instance and stops it."""
+    song(tmp_path / "a.wav", 1.0, 3)
+    ray.shutdown()
+    try:
+        assert run(tmp_path / "a.wav", "-o", tmp_path / "ray", "--ray", "--ray-workers", "1") == 0
+        assert not ray.is_initialized()
+    finally:
+        start_ray()  # for the module's other tests
+    assert run(tmp_path / "a.wav", "-o", tmp_path / "local") == 0
+    assert outputs(tmp_path / "ray") == outputs(tmp_path / "local")
