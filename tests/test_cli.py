@@ -17,7 +17,7 @@ def test_help_and_unknown_command(capsys):
     assert "unknown command" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("command", ["separate", "train", "evaluate", "synth"])
+@pytest.mark.parametrize("command", ["separate", "train", "evaluate", "synth", "serve"])
 def test_every_command_has_help(command, capsys):
     assert cli.main([command, "--help"]) == 0
     assert "usage" in capsys.readouterr().out.lower()
