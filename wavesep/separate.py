@@ -434,7 +434,8 @@ def _separate_all(args, stop: StopSignals, started: float) -> int:
             done_remotely = separate_on_ray(
                 separator, [tracks[i] for i in todo], model_dir, address=args.ray or None,
                 workers=args.ray_workers, cpus_per_worker=args.ray_cpus, device=args.device,
-                encoding=args.encoding, extension=extension, spectrogram=args.spectrogram, quiet=args.quiet)
+                encoding=args.encoding, extension=extension, spectrogram=args.spectrogram, quiet=args.quiet,
+                numbers=todo, of=total)
         except WavesepError as exc:  # the Ray cluster could not be reached or used
             stop.check()
             _print(f"wavesep-separate: error: {exc}", file=sys.stderr)

@@ -125,7 +125,7 @@ def test_progress_is_the_separators(server, monkeypatch):
 
 def test_queue_is_shared_and_runs_in_order(server):
     client, queue = server
-    first = upload(client, wav_bytes(song(2.0)), "a.wav").json()
+    assert upload(client, wav_bytes(song(2.0)), "a.wav").status_code == 201
     second = upload(client, wav_bytes(song(0.5, seed=1)), "b.flac").json()
     assert second["status"] == "queued" and second["position"] >= 1
     other_tab = TestClient(client.app)  # another client (no lifespan of its own) sees the same queue

@@ -121,6 +121,8 @@ def separate_on_ray(
     spectrogram: bool = False,
     quiet: bool = False,
     on_result=None,
+    numbers: Optional[Sequence[int]] = None,
+    of: Optional[int] = None,
 ) -> List[Optional[str]]:
     """Separates ``tracks`` (:class:`wavesep.separate.Track`) on Ray workers into
     ``model_dir/<track name>/``.
@@ -134,6 +136,9 @@ def separate_on_ray(
         cpus_per_worker: Ray CPUs (and torch threads) per worker.
         on_result: called as ``on_result(index, message_or_None, pool)`` after each track (tests
             use it to kill a worker mid-run).
+        numbers, of: the tracks' numbers (0-based) and the count shown in the "[n/of]" lines
+            (default: their positions in ``tracks`` and its length), so that a rerun that leaves
+            tracks out numbers them as the whole run does.
 
     Returns:
         One entry per track: None when its files were written, else the error message.
@@ -170,6 +175,12 @@ def separate_on_ray(
             print(f"Ray: {n} worker(s), {cpus_per_worker:g} CPU{'s' if cpus_per_worker != 1 else ''}"
                   f"{' and 1 GPU' if gpus else ''} each", file=sys.stderr, flush=True)
         index = {id(t): i for i, t in enumerate(tracks)}
+        shown = list(numbers) if numbers is not None else list(range(total))
+        of = of or total
+
+        def tag(track) -> str:
+            return f"[{shown[index[id(track)]] + 1}/{of}]"
+
         lock = threading.Lock()
         from tqdm import tqdm
 
@@ -193,24 +204,23 @@ def separate_on_ray(
             return (str(track.path), _read_input(track.path), encoding, extension, title)
 
         def on_done(track, result):
-            i = index[id(track)]
             if "error" in result:
                 if result.get("traceback"):
                     say(result["traceback"].rstrip(), err=True)
-                say(f"[{i + 1}/{total}] error: {result['error']}", err=True)
+                say(f"{tag(track)} error: {result['error']}", err=True)
                 return finish(track, result["error"])
             folder = model_dir / track.name
             try:
                 write_files(folder, result["files"])
             except OSError as exc:
                 message = f"cannot write {folder}: {exc.strerror or exc}"
-                say(f"[{i + 1}/{total}] error: {message}", err=True)
+                say(f"{tag(track)} error: {message}", err=True)
                 return finish(track, message)
-            say(f"[{i + 1}/{total}] {track.path} -> {folder} ({result['seconds']:.1f} s)")
+            say(f"{tag(track)} {track.path} -> {folder} ({result['seconds']:.1f} s)")
             finish(track, None)
 
         def on_failure(track, message):
-            say(f"[{index[id(track)] + 1}/{total}] error: {message}", err=True)
+            say(f"{tag(track)} error: {message}", err=True)
             finish(track, message)
 
         def on_retry(track, why):
