@@ -24,6 +24,7 @@ pytestmark = [pytest.mark.xdist_group("ray"), pytest.mark.usefixtures("one_threa
 
 
 def start_ray():
+    os.environ["RAY_TQDM_PATCH_PRINT"] = "0"  # as wavesep.cluster.pool.connect: print stays print
     ray.init(num_cpus=2, include_dashboard=False, object_store_memory=150 * 2**20, logging_level="ERROR")
 
 
@@ -198,11 +199,15 @@ def test_evaluation_on_ray_equals_the_local_one(tmp_path):
 
 def test_the_command_starts_and_stops_its_own_local_ray(tmp_path, capsys):
     """Without Ray running and without an address, --ray starts a local instance and stops it."""
+    import builtins
+
     song(tmp_path / "a.wav", 1.0, 3)
     ray.shutdown()
+    print_before = builtins.print
     try:
         assert run(tmp_path / "a.wav", "-o", tmp_path / "ray", "--ray", "--ray-workers", "1") == 0
         assert not ray.is_initialized()
+        assert builtins.print is print_before
     finally:
         start_ray()  # for the module's other tests
     assert run(tmp_path / "a.wav", "-o", tmp_path / "local") == 0

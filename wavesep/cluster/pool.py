@@ -45,6 +45,8 @@ def connect(address: Optional[str], num_cpus: Optional[int] = None) -> bool:
     ray = require_ray()
     if ray.is_initialized():
         return False
+    # Ray's log printer would otherwise replace builtins.print for the rest of the process.
+    os.environ.setdefault("RAY_TQDM_PATCH_PRINT", "0")
     options = dict(include_dashboard=False, logging_level=logging.WARNING, log_to_driver=True)
     try:
         if address:

@@ -23,7 +23,7 @@ import torch
 
 from .. import audio, checkpoint
 from ..api import Separator, save_stems
-from ..atomic import atomic_open
+from ..atomic import atomic_folder
 from ..errors import WavesepError
 from .pool import ActorPool, ClusterError, connect, default_workers, disconnect, require_ray
 
@@ -101,10 +101,12 @@ def _read_input(path: Path) -> bytes:
 
 
 def write_files(folder: Path, files: Dict[str, bytes]) -> None:
-    """Writes each file atomically (stems first, the spectrogram last, as the local path does)."""
-    for name in sorted(files, key=lambda n: (n == "spectrograms.png", n)):
-        with atomic_open(folder / name, "wb") as f:
-            f.write(files[name])
+    """Writes a track's files as the local path does: into a temporary folder, moved into
+    ``folder`` together (:func:`wavesep.atomic.atomic_folder`), so the track is written whole or
+    not at all."""
+    with atomic_folder(folder) as staging:
+        for name, data in files.items():
+            (staging / name).write_bytes(data)
 
 
 def separate_on_ray(
@@ -200,7 +202,9 @@ def separate_on_ray(
                 on_result(i, message, pool)
 
         def make_args(track):
-            title = f"{track.name} ({separator.name})" if spectrogram else None
+            from ..separate import _printable  # the local path's title, escaped the same way
+
+            title = _printable(f"{track.name} ({separator.name})") if spectrogram else None
             return (str(track.path), _read_input(track.path), encoding, extension, title)
 
         def on_done(track, result):
@@ -213,7 +217,7 @@ def separate_on_ray(
             try:
                 write_files(folder, result["files"])
             except OSError as exc:
-                message = f"cannot write {folder}: {exc.strerror or exc}"
+                message = f"cannot write into {folder}: {exc.strerror or exc}"
                 say(f"{tag(track)} error: {message}", err=True)
                 return finish(track, message)
             say(f"{tag(track)} {track.path} -> {folder} ({result['seconds']:.1f} s)")
