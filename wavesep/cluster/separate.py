@@ -3,8 +3,9 @@
 The driver (the command line) reads each input file's bytes and streams them to the workers;
 each worker decodes, separates and encodes exactly as the local path does (the same
 :class:`~wavesep.api.Separator`, :func:`~wavesep.audio.read` and
-:func:`~wavesep.api.save_stems`) and returns the encoded files, which the driver writes
-atomically into ``OUT/<model>/<track>/``. The model travels as a plain-data checkpoint dict
+:func:`~wavesep.api.save_stems`) and returns the encoded files, which the driver writes into
+``OUT/<model>/<track>/`` as one unit (:func:`wavesep.atomic.atomic_folder`), as the local path
+does. The model travels as a plain-data checkpoint dict
 (:func:`wavesep.checkpoint.make_checkpoint`), never as pickled code of ours.
 """
 
