@@ -79,3 +79,14 @@ def test_silent_stems_stay_silent():
     s = np.zeros((4, 2, 5000), dtype=np.float32)
     P.produce(s, np.random.default_rng(0), SR, NAMES)
     assert not s.any()
+
+
+def test_some_windows_are_mono_and_bass_is_often_centred():
+    mono = centred_bass = 0
+    for seed in range(60):
+        s = _stems(seed)
+        P.produce(s, np.random.default_rng(seed), SR, NAMES)
+        mono += np.allclose(s[:, 0], s[:, 1])
+        centred_bass += np.allclose(s[0, 0], s[0, 1])
+    assert 4 <= mono <= 24  # probability 0.2
+    assert centred_bass >= 35  # 0.7 + 0.3 * 0.2

@@ -154,21 +154,23 @@ def vocal_chain(vocals: np.ndarray, rng: np.random.Generator, sample_rate: int) 
     return x.astype(np.float32)
 
 
-def colour(stem: np.ndarray, rng: np.random.Generator, sample_rate: int, distort_prob: float = 0.0) -> np.ndarray:
+def colour(stem: np.ndarray, rng: np.random.Generator, sample_rate: int, distort_prob: float = 0.0,
+           centre_prob: float = 0.0) -> np.ndarray:
     """A random tone and image for one accompaniment stem (C, T), returned as a new float32 array
     of the same RMS: low shelf +-4 dB at 200 Hz, high shelf +-6 dB at 4 kHz, stereo width
-    0.5-1.5 (mid/side), and with probability ``distort_prob`` tanh saturation with a drive of
-    2-10 (distorted guitars and basses), low-passed at 4-9 kHz like a guitar cabinet."""
+    0-1.5 (mid/side; 0 is mono in the centre, which it is with probability ``centre_prob``, as
+    bass usually is), and with probability ``distort_prob`` tanh saturation with a drive of 2-10
+    (distorted guitars and basses), low-passed at 4-9 kHz like a guitar cabinet."""
     x = stem.astype(np.float64)
     level = _rms(x)
-    draws = rng.uniform(size=6)
+    draws = rng.uniform(size=7)
     if level < 1e-7:
         return stem.astype(np.float32, copy=True)
     sos = np.concatenate([_shelf("low", 200.0, -4.0 + 8.0 * draws[0], sample_rate),
                           _shelf("high", 4000.0, -6.0 + 12.0 * draws[1], sample_rate)])
     x = signal.sosfilt(sos, x, axis=-1)
     if x.shape[0] == 2:
-        width = 0.5 + draws[2]
+        width = 0.0 if draws[6] < centre_prob else 1.5 * draws[2]
         mid, side = 0.5 * (x[0] + x[1]), 0.5 * (x[0] - x[1]) * width
         x = np.stack([mid + side, mid - side])
     if draws[3] < distort_prob:
@@ -220,14 +222,19 @@ def master(stems: np.ndarray, rng: np.random.Generator, sample_rate: int) -> np.
     return stems
 
 
-def produce(stems: np.ndarray, rng: np.random.Generator, sample_rate: int, stem_names: Sequence[str]) -> np.ndarray:
+def produce(stems: np.ndarray, rng: np.random.Generator, sample_rate: int, stem_names: Sequence[str],
+            mono_prob: float = 0.2) -> np.ndarray:
     """The whole production chain on a window's raw stems (S_all, C, T), in place: the vocal chain
     on the stem named "vocals" (if any), :func:`colour` on every other stem (saturation with
-    probability 0.25 on "other" and 0.15 on "bass"), then :func:`master`. Returns ``stems``."""
+    probability 0.25 on "other" and 0.15 on "bass"; bass centred with probability 0.7), then
+    :func:`master`; with probability ``mono_prob`` every stem is then made mono (both channels
+    their mean: mono and near-mono records, where the centred voice is no cue). Returns ``stems``."""
     distort = {"other": 0.25, "bass": 0.15}
     for k, name in enumerate(stem_names):
         if name == "vocals":
             stems[k] = vocal_chain(stems[k], rng, sample_rate)
         else:
-            stems[k] = colour(stems[k], rng, sample_rate, distort.get(name, 0.0))
+            stems[k] = colour(stems[k], rng, sample_rate, distort.get(name, 0.0), 0.7 if name == "bass" else 0.0)
+    if rng.random() < mono_prob and stems.shape[1] > 1:
+        stems[:] = stems.mean(axis=1, keepdims=True)
     return master(stems, rng, sample_rate)
