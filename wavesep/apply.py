@@ -42,7 +42,7 @@ from torch import Tensor
 from . import audio
 from .errors import AudioError, ModelError
 from .model import WaveUNet
-from .postfilter import POSTFILTERS, ratio_mask
+from .postfilter import POSTFILTERS, RatioMaskStream
 
 DEFAULT_SEGMENT_SECONDS = 10.0
 CLIP_MODES = ("none", "clamp", "rescale")
@@ -50,13 +50,10 @@ PRECISIONS = (None, "float32", "float16", "bfloat16")
 # "split" (each input channel separated on its own) is added to the policies of wavesep.audio.
 CHANNEL_POLICIES = tuple(audio.CHANNEL_POLICIES) + ("split",)
 
-# Blocks are resampled with twice the reach of wavesep.audio.resample's filter as margin (the
-# tests check block results against whole-signal resampling).
-_MARGIN_FACTOR = 2
 # Samples per step of the element-wise passes over whole tracks (finite check, clipping): keeps
 # their temporaries small whatever the length.
 _PASS_BLOCK = 1 << 18
-# Model-rate samples resampled at once for the rolling input buffer.
+# Input-rate samples resampled at once for the rolling input buffer.
 _INPUT_BLOCK = 1 << 17
 # Fraction of the free CUDA memory an automatically sized batch may take.
 _CUDA_MEMORY_FRACTION = 0.6
@@ -166,60 +163,42 @@ def plan_tiles(model: WaveUNet, length: int, segment_seconds: float = DEFAULT_SE
 # ---------------------------------------------------------------------------------- resampling
 
 
-class _RateMap:
-    """Resampling from ``orig_sr`` to ``new_sr`` in blocks that equal a whole-signal call."""
-
-    def __init__(self, orig_sr: int, new_sr: int):
-        g = math.gcd(orig_sr, new_sr)
-        self.orig_sr, self.new_sr = orig_sr, new_sr
-        self.up, self.down = new_sr // g, orig_sr // g
-        # Source samples the filter reaches on each side of an output sample, with a safety factor.
-        self.margin = _MARGIN_FACTOR * audio.resample_reach(orig_sr, new_sr) + self.down
-
-    def source_range(self, a: int, b: int, total: int) -> tuple:
-        """Source samples [s0, s1) needed for output samples [a, b); s0 on the block grid."""
-        s0 = max(0, (a * self.down // self.up - self.margin) // self.down * self.down)
-        s1 = min(total, _ceil_div(b * self.down, self.up) + self.margin)
-        return s0, s1
-
-    def last_exact(self, available: int) -> int:
-        """Largest output index b such that [.., b) needs source samples below ``available``."""
-        return max(0, (available - self.margin) * self.up // self.down)
-
-    def block(self, segment: Tensor, seg_start: int, a: int, b: int) -> Tensor:
-        """Output samples [a, b) from ``segment`` (..., L) = source samples [seg_start, +L).
-
-        ``seg_start`` must be on the grid (a multiple of ``down``) and the segment must cover
-        :meth:`source_range` of [a, b), or reach the end of the signal.
-        """
-        out = audio.resample(segment, self.orig_sr, self.new_sr)
-        offset = seg_start // self.down * self.up
-        return out[..., a - offset : b - offset]
-
-
 class _InputStream:
-    """One item's mixture at the model's rate, served window by window from a rolling buffer."""
+    """One item's mixture at the model's rate, served window by window from a rolling buffer.
 
-    def __init__(self, mix: Tensor, rate_map: Optional[_RateMap], length: int):
+    The mixture goes through a :class:`wavesep.audio.ResampleStream` in order, so the model-rate
+    signal is the same whatever the windows (the streamed resampler equals its one-shot call).
+    """
+
+    def __init__(self, mix: Tensor, sample_rate: int, model_rate: int, length: int):
         self.mix = mix  # (C_m, T) at the input rate
-        self.rate_map = rate_map
         self.length = length  # model-rate length
-        self.buf = mix[:, :0]
+        self.resampler = None
+        if sample_rate != model_rate:
+            self.resampler = audio.ResampleStream(sample_rate, model_rate, mix.shape[0])
+        self.fed = 0  # input-rate samples given to the resampler
+        self.buf = mix.new_zeros(mix.shape[0], 0)
         self.b0 = 0
 
     def _ensure(self, lo: int, hi: int) -> None:
         """Makes the buffer hold model-rate samples [lo, hi); requests must not go backwards."""
         b1 = self.b0 + self.buf.shape[-1]
-        if self.b0 <= lo and hi <= b1:
-            return
         if lo < self.b0:
             raise RuntimeError("windows must be requested in increasing order")
-        start = max(lo, b1)
-        end = min(self.length, max(hi, start + _INPUT_BLOCK))
-        s0, s1 = self.rate_map.source_range(start, end, self.mix.shape[-1])
-        new = self.rate_map.block(self.mix[:, s0:s1], s0, start, end)  # (C_m, end - start)
-        keep = self.buf[:, lo - self.b0 :] if lo < b1 else self.buf[:, :0]
-        self.buf = torch.cat([keep, new], dim=-1)  # samples [lo, end)
+        pieces = [self.buf]
+        while b1 < hi:
+            if self.fed < self.mix.shape[-1]:
+                chunk = self.mix[:, self.fed : self.fed + _INPUT_BLOCK]
+                self.fed += chunk.shape[-1]
+                new = self.resampler.process(chunk)
+            else:
+                new = self.resampler.flush()
+                if b1 + new.shape[-1] < hi:
+                    raise RuntimeError("the resampled mixture is shorter than planned")
+            pieces.append(new)
+            b1 += new.shape[-1]
+        buf = torch.cat(pieces, dim=-1) if len(pieces) > 1 else self.buf  # samples [b0, b1)
+        self.buf = buf[:, lo - self.b0 :]
         self.b0 = lo
 
     def fill(self, dst: Tensor, start: int) -> None:
@@ -231,7 +210,7 @@ class _InputStream:
             return
         dst[:, : lo - start].zero_()
         dst[:, hi - start :].zero_()
-        if self.rate_map is None:
+        if self.resampler is None:
             dst[:, lo - start : hi - start].copy_(self.mix[:, lo:hi])
             return
         self._ensure(lo, hi)
@@ -244,46 +223,35 @@ class _InputStream:
 class _OutputStream:
     """One item's estimates: model-rate windows in, input-rate samples written to the output."""
 
-    def __init__(self, write: Callable[[Tensor, int], None], rate_map: Optional[_RateMap],
-                 model_length: int, length: int):
+    def __init__(self, write: Callable[[Tensor, int], None], model_rate: int, sample_rate: int,
+                 model_length: int, length: int, sources: int, channels: int):
         self.write = write  # write(stems (S, C_m, L), t0) at the input rate
-        self.rate_map = rate_map  # model rate -> input rate
         self.model_length = model_length
         self.length = length
-        self.buf: Optional[Tensor] = None
-        self.r0 = 0  # model-rate index of buf[..., 0]
+        self.shape = (sources, channels)
+        self.resampler = None
+        if model_rate != sample_rate:
+            self.resampler = audio.ResampleStream(model_rate, sample_rate, sources * channels)
         self.r1 = 0  # model-rate samples received so far
         self.emitted = 0  # input-rate samples written so far
-        if rate_map is not None:
-            back = audio.resampled_length(model_length, rate_map.orig_sr, rate_map.new_sr)
-            # Past the end of the resampled signal the output stays zero (one sample at most).
-            self.end = min(length, back)
 
     def push(self, stems: Tensor, t0: int) -> None:
         """Model-rate estimates (S, C_m, L) for samples [t0, t0 + L), in order."""
         if t0 != self.r1:
             raise RuntimeError(f"windows out of order: got {t0}, expected {self.r1}")
         self.r1 = t0 + stems.shape[-1]
-        rm = self.rate_map
-        if rm is None:
+        if self.resampler is None:
             self.write(stems, t0)
             return
-        self.buf = stems.clone() if self.buf is None else torch.cat([self.buf, stems], dim=-1)
-        final = self.r1 >= self.model_length
-        e1 = self.end if final else min(self.end, rm.last_exact(self.r1))
-        if e1 <= self.emitted:
-            return
-        s0, s1 = rm.source_range(self.emitted, e1, self.model_length)
-        segment = self.buf[..., s0 - self.r0 : s1 - self.r0]  # (S, C_m, s1 - s0)
-        self.write(rm.block(segment, s0, self.emitted, e1), self.emitted)
-        self.emitted = e1
-        if final:
-            self.buf = None
-            return
-        # Keep what the next block's filter reaches back to.
-        keep_from, _ = rm.source_range(e1, e1 + 1, self.model_length)
-        self.buf = self.buf[..., keep_from - self.r0 :].clone()
-        self.r0 = keep_from
+        new = [self.resampler.process(stems.reshape(-1, stems.shape[-1]))]  # (S * C_m, L')
+        if self.r1 >= self.model_length:
+            new.append(self.resampler.flush())
+        for block in new:
+            # Past the end of the resampled signal the output stays zero (one sample at most).
+            block = block[:, : max(0, self.length - self.emitted)]
+            if block.shape[-1]:
+                self.write(block.reshape(*self.shape, -1), self.emitted)  # (S, C_m, L')
+                self.emitted += block.shape[-1]
 
 
 # ---------------------------------------------------------------------------------- channels
@@ -634,11 +602,25 @@ def separate(
                     out[b, residual, :, sl] = mix_out[b, :, sl] - out[b, others, :, sl].sum(dim=0)
         if postfilter == "ratio-mask":
             for b in range(batch):
-                out[b] = ratio_mask(mix_out[b], out[b])  # (S, C_out, T)
+                _postfilter_in_place(mix_out[b], out[b])
         clip_stems(out, clip)
     elif progress is not None:
         progress(1.0)
     return out[0] if single else out
+
+
+def _postfilter_in_place(mix: Tensor, stems: Tensor) -> None:
+    """The ratio-mask post-filter of ``stems`` (S, C, T) in place, block by block in bounded memory
+    (:class:`wavesep.postfilter.RatioMaskStream`: the same result as the whole-track filter, and
+    the same as a stream's)."""
+    stream = RatioMaskStream(stems.shape[0], stems.shape[1])
+    done = 0
+    for sl in _blocks(stems.shape[-1]):
+        refined = stream.process(mix[:, sl], stems[..., sl])  # (S, C, m): samples the stream holds copies of
+        stems[..., done : done + refined.shape[-1]] = refined
+        done += refined.shape[-1]
+    refined = stream.flush()
+    stems[..., done : done + refined.shape[-1]] = refined
 
 
 def _residual_index(model: WaveUNet, name: Optional[str]) -> int:
@@ -658,8 +640,6 @@ def _run(model, items, out, sample_rate, dev, segment_seconds, batch_size, preci
     length = out.shape[-1]
     rate = model.sample_rate
     resampling = sample_rate != rate
-    to_model = _RateMap(sample_rate, rate) if resampling else None
-    to_input = _RateMap(rate, sample_rate) if resampling else None
     model_length = audio.resampled_length(length, sample_rate, rate) if resampling else length
     plan = plan_tiles(model, model_length, segment_seconds)
     total = len(items) * plan.num_windows
@@ -673,7 +653,7 @@ def _run(model, items, out, sample_rate, dev, segment_seconds, batch_size, preci
                 batch_size = _auto_cuda_batch(net, model.channels, plan.input_length, dtype, precision, dev, total)
         while True:
             try:
-                _run_windows(net, items, out, plan, model_length, to_model, to_input, dev,
+                _run_windows(net, items, out, plan, model_length, sample_rate, rate, dev,
                              min(int(batch_size), total), dtype, precision, progress)
                 return
             except torch.OutOfMemoryError:
@@ -685,7 +665,7 @@ def _run(model, items, out, sample_rate, dev, segment_seconds, batch_size, preci
                 out.zero_()
 
 
-def _run_windows(net, items, out, plan, model_length, to_model, to_input, dev, batch_size, dtype,
+def _run_windows(net, items, out, plan, model_length, sample_rate, model_rate, dev, batch_size, dtype,
                  precision, progress):
     length = out.shape[-1]
 
@@ -705,8 +685,9 @@ def _run_windows(net, items, out, plan, model_length, to_model, to_input, dev, b
 
         return write
 
-    inputs = [_InputStream(item.mix, to_model, model_length) for item in items]
-    outputs = [_OutputStream(writer(item), to_input, model_length, length) for item in items]
+    inputs = [_InputStream(item.mix, sample_rate, model_rate, model_length) for item in items]
+    outputs = [_OutputStream(writer(item), model_rate, sample_rate, model_length, length,
+                             net.num_sources, net.channels) for item in items]
     windows = [(i, w) for i in range(len(items)) for w in range(plan.num_windows)]
     if dev.type == "cuda":
         runner = _CudaRunner(net, net.channels, plan.input_length, plan.output_length, net.num_sources,

@@ -46,6 +46,8 @@ __all__ = [
     "convert_channels",
     "info",
     "read",
+    "RESAMPLE_BACKENDS",
+    "ResampleStream",
     "resample",
     "resample_reach",
     "resampled_length",
@@ -82,6 +84,11 @@ FFMPEG_INSTALL_HINT = (
 _ZERO_CROSSINGS = 64
 _ROLLOFF = 0.95
 _KAISER_BETA = 10.0
+# The separation path's resampler: libsoxr (python-soxr) at its "VHQ" recipe, whose streamed output
+# equals its one-shot output sample for sample whatever the block sizes (tested), and which is
+# about 40x faster than the FIR above (benchmarks/bench_audio.py measures both filters' response).
+SOXR_QUALITY = "VHQ"
+RESAMPLE_BACKENDS = ("fir", "soxr")
 # Largest surplus of decoded samples over the container's duration taken as codec padding.
 _MAX_CODEC_PADDING = 8192
 # Input frames per resampling block: bounds the scratch memory (tens of MB) whatever the length.
@@ -660,8 +667,96 @@ def _lowpass_taps(up: int, down: int) -> np.ndarray:
     return taps
 
 
-def resample(wav: torch.Tensor, orig_sr: int, new_sr: int) -> torch.Tensor:
+class ResampleStream:
+    """Streaming band-limited resampling of a (C, T) signal with libsoxr (quality "VHQ").
+
+    ``process(block)`` takes the next (C, n) input samples (any n >= 0) and returns the (C, m)
+    output samples that can be computed so far; ``flush()`` ends the stream and returns the rest.
+    Whatever the block sizes, the concatenated output is the same, sample for sample, as
+    ``resample(whole, orig_sr, new_sr, backend="soxr")``, and its length is exactly
+    :func:`resampled_length` of the total input length. The filter is linear phase and centred
+    (output sample n sits at time ``n / new_sr``); it holds back a few milliseconds of output
+    until the input it needs has arrived (the stream's delay), and takes the signal as zero
+    beyond its ends. Equal rates pass the samples through.
+
+    Args:
+        orig_sr, new_sr: input and output sample rates (Hz).
+        channels: C.
+
+    Blocks are float tensors on any device; outputs are float32 on the CPU.
+    """
+
+    def __init__(self, orig_sr: int, new_sr: int, channels: int):
+        self.orig_sr = _check_rate(orig_sr, "orig_sr")
+        self.new_sr = _check_rate(new_sr, "new_sr")
+        self.channels = int(channels)
+        self.consumed = 0  # input samples received
+        self.produced = 0  # output samples returned
+        self._held = np.zeros((0, self.channels), np.float32)  # (m, C): produced beyond the cap
+        self._done = False
+        self._soxr = None
+        if self.orig_sr != self.new_sr:
+            try:
+                import soxr
+            except ImportError:  # pragma: no cover - install_requires has it
+                raise DependencyError("resampling needs python-soxr: `pip install soxr`") from None
+            self._soxr = soxr.ResampleStream(self.orig_sr, self.new_sr, self.channels,
+                                             dtype="float32", quality=SOXR_QUALITY)
+
+    def _emit(self, y: np.ndarray, cap: int) -> torch.Tensor:
+        # Never more than resampled_length(consumed) so far: the total is exact at flush.
+        if len(self._held):
+            y = np.concatenate([self._held, y])
+        take = max(0, min(len(y), cap - self.produced))
+        self._held = y[take:]
+        self.produced += take
+        return torch.from_numpy(np.ascontiguousarray(y[:take].T))  # (C, take)
+
+    def process(self, block: torch.Tensor) -> torch.Tensor:
+        """The next (C, n) input samples -> the (C, m) output samples now computable."""
+        if self._done:
+            raise RuntimeError("ResampleStream.process after flush")
+        if block.dim() != 2 or block.shape[0] != self.channels:
+            raise ValueError(f"expected a block of shape ({self.channels}, n), got {tuple(block.shape)}")
+        x = block.detach().to("cpu", torch.float32)
+        self.consumed += x.shape[-1]
+        if self._soxr is None:
+            self.produced += x.shape[-1]
+            return x.clone()
+        y = self._soxr.resample_chunk(np.ascontiguousarray(x.numpy().T))  # (m, C)
+        return self._emit(y, resampled_length(self.consumed, self.orig_sr, self.new_sr))
+
+    def flush(self) -> torch.Tensor:
+        """Ends the stream: the remaining (C, m) output samples."""
+        if self._done:
+            raise RuntimeError("ResampleStream.flush called twice")
+        self._done = True
+        if self._soxr is None:
+            return torch.zeros(self.channels, 0)
+        total = resampled_length(self.consumed, self.orig_sr, self.new_sr)
+        y = self._soxr.resample_chunk(np.zeros((0, self.channels), np.float32), last=True)
+        out = self._emit(y, total)
+        if self.produced < total:  # soxr returns exactly `total` (tested); this is a safety net
+            out = torch.cat([out, torch.zeros(self.channels, total - self.produced)], dim=-1)
+            self.produced = total
+        return out
+
+
+def _resample_soxr(wav: torch.Tensor, orig_sr: int, new_sr: int) -> torch.Tensor:
+    lead, length = wav.shape[:-1], wav.shape[-1]
+    rows = wav.detach().to("cpu", torch.float32).reshape(math.prod(lead), length)  # (rows, T)
+    stream = ResampleStream(orig_sr, new_sr, rows.shape[0])
+    out = torch.cat([stream.process(rows), stream.flush()], dim=-1)  # (rows, T_out)
+    return out.reshape(*lead, out.shape[-1]).to(wav.dtype).to(wav.device)
+
+
+def resample(wav: torch.Tensor, orig_sr: int, new_sr: int, backend: str = "fir") -> torch.Tensor:
     """Band-limited resampling of a (..., T) signal from ``orig_sr`` to ``new_sr`` Hz.
+
+    ``backend="soxr"`` uses libsoxr ("VHQ"), the resampler of the separation path
+    (:class:`ResampleStream`, whose streamed output this equals); it computes in float32. The
+    rest of this docstring describes the default ``backend="fir"``, which the training data
+    (and its decode cache) uses.
 
     Polyphase filtering (``scipy.signal.resample_poly``) by the reduced ratio
     ``new_sr/g : orig_sr/g`` with ``g = gcd(orig_sr, new_sr)``, through a linear-phase
@@ -686,10 +781,14 @@ def resample(wav: torch.Tensor, orig_sr: int, new_sr: int) -> torch.Tensor:
     """
     orig_sr = _check_rate(orig_sr, "orig_sr")
     new_sr = _check_rate(new_sr, "new_sr")
+    if backend not in RESAMPLE_BACKENDS:
+        raise ValueError(f"backend must be one of {RESAMPLE_BACKENDS}, got {backend!r}")
     if orig_sr == new_sr:
         return wav
     if not torch.is_floating_point(wav) or wav.dtype not in (torch.float32, torch.float64):
         raise TypeError(f"resample needs a float32 or float64 tensor, got {wav.dtype}")
+    if backend == "soxr":
+        return _resample_soxr(wav, orig_sr, new_sr)
     g = math.gcd(orig_sr, new_sr)
     up, down = new_sr // g, orig_sr // g
     lead, length = wav.shape[:-1], wav.shape[-1]

@@ -65,3 +65,126 @@ def ratio_mask(mix: Tensor, estimates: Tensor, n_fft: int = N_FFT, eps: float = 
         spectrum = stft(mix[c]) * masks  # (S, F, N)
         out[:, c] = torch.istft(spectrum, n_fft, n_fft // 4, window=window, length=length)
     return out
+
+
+class RatioMaskStream:
+    """The "ratio-mask" post-filter on a stream, in bounded memory, exactly as :func:`ratio_mask`.
+
+    ``process(mix, estimates)`` takes the next samples of the mixture (C, n) and of the estimates
+    (S, C, n), any n >= 0, and returns the refined estimates (S, C, m) of the samples that are
+    final so far (in order, starting at sample 0); ``flush()`` ends the stream and returns the
+    rest. Concatenated, the output equals :func:`ratio_mask` of the whole signals up to float
+    rounding (tested to 1e-5): the same frames (STFT ``n_fft`` / ``n_fft // 4``, Hann window,
+    centred, with the whole signal's reflected ends), the same masks, the same overlap-add and
+    window normalisation. A frame is transformed once its ``n_fft`` samples are known, and an
+    output sample is final once every frame that covers it has been added; so the filter holds
+    back at most ``n_fft - 1`` samples (frames end ``n_fft // 2`` samples after their centre,
+    and a sample waits for the last frame centred at or before ``n_fft // 2`` past it). Nothing
+    comes out before ``n_fft`` samples have arrived: a whole signal shorter than that is returned
+    unchanged, as by :func:`ratio_mask`. Memory: about ``n_fft`` samples of each signal plus the
+    frames of one call.
+    """
+
+    _FRAMES_PER_BATCH = 64
+
+    def __init__(self, sources: int, channels: int, n_fft: int = N_FFT, eps: float = 1e-8):
+        if n_fft % 4:
+            raise ValueError(f"n_fft must be a multiple of 4, got {n_fft}")
+        self.sources, self.channels = int(sources), int(channels)
+        self.n_fft, self.hop, self.half = n_fft, n_fft // 4, n_fft // 2
+        self.eps = eps
+        self.window = torch.hann_window(n_fft)
+        self.received = 0  # samples given to process()
+        self.emitted = 0  # samples returned
+        self.next_frame = 0  # first frame not yet added
+        self.b0 = 0  # signal index of the first buffered sample
+        self.mix = torch.zeros(channels, 0)  # (C, L) samples [b0, received)
+        self.est = torch.zeros(sources, channels, 0)  # (S, C, L)
+        # Overlap-add sums of samples [a0, a0 + L): frames (S, C, L) and window^2 (L,); they
+        # start at the first frame's reflected start, -half, and are dropped once returned.
+        self.a0 = -self.half
+        self.acc = torch.zeros(sources, channels, 0)
+        self.env = torch.zeros(0)
+        self.done = False
+
+    def process(self, mix: Tensor, estimates: Tensor) -> Tensor:
+        """Next mixture (C, n) and estimates (S, C, n) samples -> refined (S, C, m) final samples."""
+        if self.done:
+            raise RuntimeError("RatioMaskStream.process after flush")
+        if mix.dim() != 2 or estimates.dim() != 3 or estimates.shape[1:] != mix.shape or \
+                estimates.shape[:2] != (self.sources, self.channels):
+            raise ValueError(f"expected mix ({self.channels}, n) and estimates ({self.sources}, "
+                             f"{self.channels}, n), got {tuple(mix.shape)} and {tuple(estimates.shape)}")
+        self.mix = torch.cat([self.mix, mix.detach().to("cpu", torch.float32)], dim=-1)
+        self.est = torch.cat([self.est, estimates.detach().to("cpu", torch.float32)], dim=-1)
+        self.received += mix.shape[-1]
+        if self.received < self.n_fft:  # the whole signal may still be too short to filter
+            return torch.zeros(self.sources, self.channels, 0)
+        # Frame m covers samples [m * hop - half, m * hop + half).
+        last = (self.received - self.half) // self.hop  # frames whose samples are all known
+        return self._advance(last, final=False)
+
+    def flush(self) -> Tensor:
+        """Ends the stream: the remaining refined (S, C, m) samples."""
+        if self.done:
+            raise RuntimeError("RatioMaskStream.flush called twice")
+        self.done = True
+        if self.received < self.n_fft:  # as ratio_mask: too short, unchanged
+            return self.est.clone()
+        return self._advance(self.received // self.hop, final=True)  # frames 0 .. T // hop
+
+    def _advance(self, last: int, final: bool) -> Tensor:
+        """Adds frames next_frame .. last (inclusive) and returns the samples they finish."""
+        length = self.received
+        for m0 in range(self.next_frame, last + 1, self._FRAMES_PER_BATCH):
+            m1 = min(last + 1, m0 + self._FRAMES_PER_BATCH)
+            self._add_frames(m0, m1, length)
+        self.next_frame = max(self.next_frame, last + 1)
+        # Samples before the next frame's start are covered by no later frame.
+        end = length if final else min(length, self.next_frame * self.hop - self.half)
+        out = self._emit(end)
+        # Keep what later frames (and the reflected end) still read.
+        keep = max(0, min(self.next_frame * self.hop - self.half, length - self.half - 1))
+        if keep > self.b0:
+            self.mix = self.mix[..., keep - self.b0 :]
+            self.est = self.est[..., keep - self.b0 :]
+            self.b0 = keep
+        return out
+
+    def _add_frames(self, m0: int, m1: int, length: int) -> None:
+        n, hop, half = self.n_fft, self.hop, self.half
+        t = (torch.arange(m0, m1) * hop - half)[:, None] + torch.arange(n)  # (M, n) signal index
+        t = torch.where(t < 0, -t, t)  # the reflected start, as torch.stft(center=True)
+        t = torch.where(t >= length, 2 * (length - 1) - t, t)  # the reflected end (only at flush)
+        idx = (t - self.b0).reshape(-1)
+        frames_mix = self.mix[..., idx].unflatten(-1, t.shape) * self.window  # (C, M, n)
+        frames_est = self.est[..., idx].unflatten(-1, t.shape) * self.window  # (S, C, M, n)
+        spec_est = torch.fft.rfft(frames_est)  # (S, C, M, F)
+        magnitudes = spec_est.abs()
+        total = magnitudes.sum(dim=0, keepdim=True)  # (1, C, M, F)
+        masks = torch.where(total > self.eps, magnitudes / total.clamp_min(self.eps),
+                            torch.full_like(magnitudes, 1 / self.sources))
+        frames = torch.fft.irfft(torch.fft.rfft(frames_mix) * masks, n) * self.window  # (S, C, M, n)
+        # Overlap-add into the running sums, which start at sample `emitted`.
+        start = m0 * hop - half
+        stop = (m1 - 1) * hop - half + n
+        grow = stop - (self.a0 + self.env.shape[0])
+        if grow > 0:
+            self.acc = torch.cat([self.acc, torch.zeros(self.sources, self.channels, grow)], dim=-1)
+            self.env = torch.cat([self.env, torch.zeros(grow)])
+        square = self.window * self.window
+        for j in range(m1 - m0):
+            a = start + j * hop - self.a0  # >= 0: returned samples take no more frames
+            self.acc[..., a : a + n] += frames[:, :, j]
+            self.env[a : a + n] += square
+
+    def _emit(self, end: int) -> Tensor:
+        count = max(0, end - self.emitted)
+        if count == 0:
+            return torch.zeros(self.sources, self.channels, 0)
+        lo = self.emitted - self.a0
+        out = self.acc[..., lo : lo + count] / self.env[lo : lo + count]  # (S, C, count)
+        self.acc = self.acc[..., lo + count :]
+        self.env = self.env[lo + count :]
+        self.a0 = self.emitted = end
+        return out
