@@ -23,6 +23,7 @@ from torch import Tensor
 
 from . import apply, audio, postfilter as postfilters
 from .atomic import atomic_folder
+from .streaming import DEFAULT_HOP_SECONDS, SeparationStream
 from .errors import AudioError
 from .model import WaveUNet
 from .pretrained import DEFAULT_MODEL, get_model
@@ -65,7 +66,9 @@ class Separator:
         device: "auto" (CUDA when available), "cpu", "cuda" or "cuda:N".
         segment_seconds: output window length (s) of :func:`wavesep.apply.separate`.
         batch_size: windows per forward pass; None chooses (1 on CPU, fitted to memory on CUDA).
-        precision: None / "float32", "float16" or "bfloat16" (autocast).
+        precision: "auto" (default: bfloat16 where the device computes it natively, see
+            :func:`wavesep.apply.resolve_precision`; float32 elsewhere), None / "float32" (exact),
+            "float16" or "bfloat16" (autocast).
         clip: "none", "clamp" or "rescale" (:func:`wavesep.apply.clip_stems`), applied to the
             returned stems (after ``two_stems`` merging, when asked for).
         channel_policy: for inputs with more than two channels: "error", "downmix", "first" or
@@ -85,7 +88,7 @@ class Separator:
         device="auto",
         segment_seconds: float = apply.DEFAULT_SEGMENT_SECONDS,
         batch_size: Optional[int] = None,
-        precision: Optional[str] = None,
+        precision: Optional[str] = "auto",
         clip: str = "none",
         channel_policy: str = "error",
         two_stems: Optional[str] = None,
@@ -164,6 +167,21 @@ class Separator:
             stacked = apply.clip_stems(torch.stack(list(stems.values())), self.clip)  # (S, C, T)
             stems = dict(zip(stems, stacked))
         return stems
+
+    def stream(self, sample_rate: int, channels: int, hop_seconds: float = DEFAULT_HOP_SECONDS) -> SeparationStream:
+        """A :class:`wavesep.streaming.SeparationStream` with this separator's model and settings,
+        for blocks (``channels``, n) at ``sample_rate`` Hz.
+
+        ``stream.process(block)`` returns {stem: (C_out, m)} for the samples that are exact so
+        far, ``stream.flush()`` the rest; concatenated, they equal :meth:`separate_tensor` of the
+        whole input up to float rounding. ``hop_seconds`` (the network's window hop) is part of
+        the latency. The clip mode must be "none" or "clamp" ("rescale" needs the whole track).
+        """
+        return SeparationStream(
+            self.model, sample_rate, channels, hop_seconds=hop_seconds, device=self.device,
+            precision=self.precision, channel_policy=self.channel_policy, postfilter=self.postfilter,
+            clip=self.clip, two_stems=self.two_stems,
+        )
 
     def separate_file(self, path: PathLike, progress=None) -> dict:
         """Reads an audio file (any format :func:`wavesep.audio.read` knows) and separates it.
