@@ -193,3 +193,35 @@ def test_zero_mean_conv_length_arithmetic_matches_forward(kwargs):
     if not kwargs:
         with pytest.raises(ValueError):
             conv.output_length(6)
+
+
+@pytest.mark.parametrize("mode", ["valid", "same"])
+@pytest.mark.parametrize("upsampling", ["linear", "learned"])
+def test_up_block_inference_path_equals_the_concatenating_one(mode, upsampling):
+    # Without autograd, UpBlock writes the skip and the upsampled features into one buffer; with
+    # it, it upsamples and concatenates. The two must agree (to float rounding, here exactly).
+    torch.manual_seed(0)
+    block = UpBlock(6, 5, 7, kernel_size=5, mode=mode, upsampling=upsampling)
+    if upsampling == "learned":
+        with torch.no_grad():
+            block.upsample.logit.normal_()
+    x = torch.randn(2, 6, 33)
+    skip = torch.randn(2, 5, 80 if mode == "valid" else 66)
+    with torch.enable_grad():
+        reference = block(x, skip).detach()
+    with torch.inference_mode():
+        fast = block(x, skip)
+    assert fast.shape == reference.shape
+    assert (fast - reference).abs().max() <= 1e-6
+
+
+def test_whole_network_inference_path_equals_training_path():
+    from wavesep import WaveUNet, presets
+
+    torch.manual_seed(0)
+    model = WaveUNet(presets.get("tiny")).eval()
+    mix = torch.randn(2, 2, model.input_length(3000))
+    with torch.enable_grad():
+        reference = model(mix).detach()
+    with torch.no_grad():
+        assert (model(mix) - reference).abs().max() <= 1e-5

@@ -164,8 +164,8 @@ class Separator:
         if self.two_stems is not None:
             stems = two_stems(stems, self.two_stems)
         if self.clip != "none":
-            stacked = apply.clip_stems(torch.stack(list(stems.values())), self.clip)  # (S, C, T)
-            stems = dict(zip(stems, stacked))
+            # In place, stem by stem: no stacked copy of the whole track's stems.
+            apply.clip_tensors(list(stems.values()), self.clip)
         return stems
 
     def stream(self, sample_rate: int, channels: int, hop_seconds: float = DEFAULT_HOP_SECONDS) -> SeparationStream:

@@ -519,6 +519,21 @@ def clip_stems(stems: Tensor, mode: str = "none") -> Tensor:
     return stems
 
 
+def clip_tensors(stems: Sequence[Tensor], mode: str = "none") -> None:
+    """:func:`clip_stems` for the stems of one track given as separate (C, T) tensors, in place
+    ("rescale": one common factor from the peak over all of them)."""
+    if mode not in CLIP_MODES:
+        raise ValueError(f"clip mode must be one of {CLIP_MODES}, got {mode!r}")
+    if mode == "clamp":
+        for wav in stems:
+            clip_stems(wav, "clamp")
+    elif mode == "rescale":
+        peak = max((_peak(wav) for wav in stems), default=0.0)
+        if peak > 1.0:
+            for wav in stems:
+                wav.mul_(1.0 / peak)
+
+
 def _check_finite(mix: Tensor) -> None:
     for sl in _blocks(mix.shape[-1]):
         block = mix[..., sl]
@@ -776,6 +791,7 @@ __all__ = [
     "native_bfloat16",
     "resolve_precision",
     "clip_stems",
+    "clip_tensors",
     "plan_tiles",
     "receptive_margin",
     "resolve_device",

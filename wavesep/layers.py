@@ -197,6 +197,25 @@ class LinearUpsample(nn.Module):
         return out
 
 
+    def upsample_into(self, x: Tensor, out: Tensor) -> None:
+        """Writes ``forward(x)`` (B, F, T') into ``out`` (a view of a larger buffer, e.g. the
+        feature slice of an up block's concatenation) without intermediate copies."""
+        t = x.shape[-1]
+        nxt = x[..., 1:]
+        out[..., 0::2][..., :t] = x  # the originals: even positions
+        odd = out[..., 1::2][..., : t - 1]  # inserted samples between originals
+        w = self.weights(x)
+        if w.dim() == 0 and float(w) == 0.5:
+            # (a + b) / 2: scaling by a power of two is exact, so this equals 0.5 a + 0.5 b.
+            torch.add(x[..., :-1], nxt, out=odd)
+            odd.mul_(0.5)
+        else:
+            torch.mul(x[..., :-1], w, out=odd)
+            odd.add_((1 - w) * nxt)
+        if self.mode == "same":
+            out[..., -1] = x[..., -1]  # the last inserted sample holds the last value
+
+
 class LearnedUpsample(LinearUpsample):
     """Like :class:`LinearUpsample`, but each inserted sample is w*v_t + (1-w)*v_{t+1} with
     w = sigmoid(p_f), one learned parameter p_f per feature channel (Wave-U-Net's "learned"
@@ -315,9 +334,19 @@ class UpBlock(nn.Module):
         return self.upsample.input_length(conv_input_length(n, self.kernel_size, self.mode))
 
     def forward(self, x: Tensor, skip: Tensor) -> Tensor:
-        x = self.upsample(x)  # (B, F_in, T_up)
-        x = crop_and_concat(skip, x)  # (B, F_skip + F_in, T_up)
-        return self.act(self.conv(x))  # (B, F_out, T_out)
+        if torch.is_grad_enabled():
+            x = self.upsample(x)  # (B, F_in, T_up)
+            x = crop_and_concat(skip, x)  # (B, F_skip + F_in, T_up)
+            return self.act(self.conv(x))  # (B, F_out, T_out)
+        # Inference: the cropped skip and the upsampled features are written straight into one
+        # buffer, instead of upsampling (stack, flatten, cat) and then concatenating (another
+        # copy). The same values as above (tested); about 3 fewer passes over the features.
+        batch, f_skip, t_up = skip.shape[0], skip.shape[1], self.upsampled_length(x.shape[-1])
+        buf = torch.empty(batch, f_skip + x.shape[1], t_up, dtype=torch.promote_types(x.dtype, skip.dtype),
+                          device=x.device)  # (B, F_skip + F_in, T_up)
+        buf[:, :f_skip] = centre_crop(skip, t_up)
+        self.upsample.upsample_into(x, buf[:, f_skip:])
+        return self.act(self.conv(buf))  # (B, F_out, T_out)
 
 
 # --------------------------------------------------------------------------- output heads

@@ -85,7 +85,7 @@ class RatioMaskStream:
     frames of one call.
     """
 
-    _FRAMES_PER_BATCH = 64
+    _FRAMES_PER_BATCH = 128
 
     def __init__(self, sources: int, channels: int, n_fft: int = N_FFT, eps: float = 1e-8):
         if n_fft % 4:
@@ -153,30 +153,42 @@ class RatioMaskStream:
 
     def _add_frames(self, m0: int, m1: int, length: int) -> None:
         n, hop, half = self.n_fft, self.hop, self.half
-        t = (torch.arange(m0, m1) * hop - half)[:, None] + torch.arange(n)  # (M, n) signal index
+        count = m1 - m0
+        start = m0 * hop - half  # signal index of the first frame's first sample
+        span = (count - 1) * hop + n
+        t = torch.arange(start, start + span)  # signal indices the frames read
         t = torch.where(t < 0, -t, t)  # the reflected start, as torch.stft(center=True)
         t = torch.where(t >= length, 2 * (length - 1) - t, t)  # the reflected end (only at flush)
-        idx = (t - self.b0).reshape(-1)
-        frames_mix = self.mix[..., idx].unflatten(-1, t.shape) * self.window  # (C, M, n)
-        frames_est = self.est[..., idx].unflatten(-1, t.shape) * self.window  # (S, C, M, n)
+        if bool((t[1:] - t[:-1] == 1).all()):
+            lo = int(t[0]) - self.b0
+            seg_mix, seg_est = self.mix[..., lo : lo + span], self.est[..., lo : lo + span]
+        else:
+            idx = t - self.b0
+            seg_mix, seg_est = self.mix[..., idx], self.est[..., idx]
+        frames_mix = seg_mix.unfold(-1, n, hop) * self.window  # (C, M, n)
+        frames_est = seg_est.unfold(-1, n, hop) * self.window  # (S, C, M, n)
         spec_est = torch.fft.rfft(frames_est)  # (S, C, M, F)
         magnitudes = spec_est.abs()
         total = magnitudes.sum(dim=0, keepdim=True)  # (1, C, M, F)
         masks = torch.where(total > self.eps, magnitudes / total.clamp_min(self.eps),
                             torch.full_like(magnitudes, 1 / self.sources))
         frames = torch.fft.irfft(torch.fft.rfft(frames_mix) * masks, n) * self.window  # (S, C, M, n)
-        # Overlap-add into the running sums, which start at sample `emitted`.
-        start = m0 * hop - half
-        stop = (m1 - 1) * hop - half + n
-        grow = stop - (self.a0 + self.env.shape[0])
+        # Overlap-add into the running sums, which start at signal index a0. Frames are 4 hops
+        # long, so hop-block k of the sum is frame k's block 0 + frame k-1's block 1 + ...
+        grow = start + span - (self.a0 + self.env.shape[0])
         if grow > 0:
             self.acc = torch.cat([self.acc, torch.zeros(self.sources, self.channels, grow)], dim=-1)
             self.env = torch.cat([self.env, torch.zeros(grow)])
-        square = self.window * self.window
-        for j in range(m1 - m0):
-            a = start + j * hop - self.a0  # >= 0: returned samples take no more frames
-            self.acc[..., a : a + n] += frames[:, :, j]
-            self.env[a : a + n] += square
+        a = start - self.a0  # >= 0: returned samples take no more frames
+        quarters = frames.unflatten(-1, (4, hop))  # (S, C, M, 4, hop)
+        added = torch.zeros(self.sources, self.channels, count + 3, hop)
+        square = (self.window * self.window).reshape(4, hop)
+        envelope = torch.zeros(count + 3, hop)
+        for j in range(4):
+            added[:, :, j : j + count] += quarters[:, :, :, j]
+            envelope[j : j + count] += square[j]
+        self.acc[..., a : a + span] += added.flatten(-2)
+        self.env[a : a + span] += envelope.flatten()
 
     def _emit(self, end: int) -> Tensor:
         count = max(0, end - self.emitted)
