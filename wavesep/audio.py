@@ -265,16 +265,32 @@ def _check_complete(path: Path, frames: int) -> None:
 
 
 def _sf_read(path: Path, start: int, frames: Optional[int], np_dtype: str):
-    """Decode with libsndfile. Returns ((T, C) array, sample rate, total frames in file)."""
+    """Decode with libsndfile. Returns ((T, C) array, sample rate, total frames in file).
+
+    The array is the transposed view of a (C, T) array filled block by block, so the caller's
+    (C, T) layout costs no second copy of the whole signal.
+    """
     with soundfile.SoundFile(_sf_name(path)) as f:
         total = f.frames
         if 0 < start < total:
             f.seek(start)
         if start >= total:
-            data = np.zeros((0, f.channels), dtype=np_dtype)
-        else:
-            data = f.read(-1 if frames is None else frames, dtype=np_dtype, always_2d=True)
-        return data, f.samplerate, total
+            return np.zeros((0, f.channels), dtype=np_dtype), f.samplerate, total
+        want = total - start if frames is None else min(frames, total - start)
+        out = np.empty((f.channels, want), dtype=np_dtype)  # (C, T)
+        pos = 0
+        while pos < want:
+            block = f.read(min(_BLOCK_FRAMES, want - pos), dtype=np_dtype, always_2d=True)  # (T_b, C)
+            if not len(block):
+                break
+            out[:, pos : pos + len(block)] = block.T
+            pos += len(block)
+        if frames is None:  # a header that undercounts: read on to the real end
+            rest = f.read(-1, dtype=np_dtype, always_2d=True)
+            if len(rest):
+                out = np.concatenate([out[:, :pos], rest.T], axis=1)
+                pos = out.shape[1]
+        return out[:, :pos].T, f.samplerate, total
 
 
 # ----------------------------------------------------------------------------------------------
@@ -552,7 +568,7 @@ def read(
     if not samples.flags.writeable:  # mono from ffmpeg is still a view of its read-only output
         samples = samples.copy()
     wav = torch.from_numpy(samples).to(dtype)
-    if check_finite and not bool(torch.isfinite(wav).all()):
+    if check_finite and not _all_finite(wav):
         bad = ~torch.isfinite(wav)
         first = int(bad.any(dim=0).nonzero()[0, 0])
         raise AudioError(
@@ -571,6 +587,16 @@ def read(
     if channels is not None and not fewer_channels:
         wav = _convert_channels_for(wav, channels, channel_policy, p)
     return wav, int(rate)
+
+
+def _all_finite(wav) -> bool:
+    """Whether a (C, T) tensor or array holds only finite values, checked in blocks (no
+    temporary as large as the signal)."""
+    check = torch.isfinite if isinstance(wav, torch.Tensor) else np.isfinite
+    for t0 in range(0, wav.shape[-1], _BLOCK_FRAMES):
+        if not bool(check(wav[..., t0 : t0 + _BLOCK_FRAMES]).all()):
+            return False
+    return True
 
 
 def _convert_channels_for(wav: torch.Tensor, channels: int, policy: str, path: Path):
@@ -874,7 +900,7 @@ def write(
         raise AudioError(f"write({p}) expects audio of shape (C, T), got shape {array.shape}")
     if not np.issubdtype(array.dtype, np.floating):
         raise AudioError(f"write({p}) expects float samples, got dtype {array.dtype}")
-    if check_finite and not np.isfinite(array).all():
+    if check_finite and not _all_finite(array):
         raise AudioError(
             f"refusing to write {p}: the audio contains NaN or infinite samples "
             "(pass check_finite=False to write them anyway)"
