@@ -689,3 +689,53 @@ def test_a_signal_during_the_moves_into_an_existing_folder_waits_for_the_last_on
     assert sorted(moved) == ["accompaniment.wav", "vocals.wav"]
     assert {sf.info(str(p)).subtype for p in folder.iterdir()} == {"PCM_16"}
     assert [p.name for p in (out / "tiny-untrained").iterdir()] == ["song"]
+
+
+# ------------------------------------------------------------------------------ --stream
+
+
+@pytest.mark.parametrize("kind", ["wav16", "wav-float", "raw-s16le", "raw-s24le", "raw-f32le"])
+def test_stream_mode_writes_what_the_offline_command_writes(tmp_path, kind):
+    data = tone(seconds=1.3)  # (T, C)
+    if kind.startswith("wav"):
+        src = write(tmp_path / "in.wav", data, subtype="PCM_16" if kind == "wav16" else "FLOAT")
+        extra = []
+    else:
+        fmt = kind.split("-")[1]
+        if fmt == "s16le":
+            payload = np.round(data * 32767).astype("<i2").tobytes()
+        elif fmt == "f32le":
+            payload = data.astype("<f4").tobytes()
+        else:
+            v = np.round(data * 8388607).astype("<i4").reshape(-1)
+            payload = np.stack([v & 255, (v >> 8) & 255, (v >> 16) & 255], axis=1).astype(np.uint8).tobytes()
+        src = tmp_path / "in.raw"
+        src.write_bytes(payload)
+        extra = ["--raw-format", fmt, "--rate", RATE, "--in-channels", 2]
+        # The offline reference reads the same samples from a float wav.
+        scale = {"s16le": 32767, "s24le": 8388607, "f32le": None}[fmt]
+        quantised = data if scale is None else np.round(data * scale) / {"s16le": 32768, "s24le": 8388608}[fmt]
+        data = quantised.astype(np.float32)
+    # The offline reference: the wav itself, or the raw samples as a float wav.
+    ref_in = src if kind.startswith("wav") else write(tmp_path / "ref" / "in.wav", data)
+    out = tmp_path / "out"
+    assert run(ref_in, "-o", out, "--float32", "--precision", "float32", "--clip-mode", "clamp", "-q") == 0
+    assert run("--stream", src, *extra, "-o", out, "--name", "streamed", "--float32", "--precision",
+               "float32", "--block", 333, "--hop", 0.05, "-q") == 0
+    for stem in ("accompaniment", "vocals"):
+        offline, _ = read(out / "tiny-untrained" / "in" / f"{stem}.wav")
+        streamed, rate = read(out / "tiny-untrained" / "streamed" / f"{stem}.wav")
+        assert rate == RATE and streamed.shape == offline.shape
+        assert np.abs(streamed - offline).max() <= 1e-5
+
+
+def test_stream_mode_errors(tmp_path, capsys):
+    src = tmp_path / "in.raw"
+    src.write_bytes(b"\x01\x02" * 1000)
+    assert run("--stream", src, "-o", tmp_path / "out") == 1  # raw without its format
+    assert "not a wav stream" in capsys.readouterr().err
+    assert run("--stream", src, "--raw-format", "s16le", "-o", tmp_path / "out") == 2
+    assert run("--stream", src, "--raw-format", "s16le", "--rate", 44100, "--in-channels", 2,
+               "--clip-mode", "rescale", "-o", tmp_path / "out") == 2
+    assert "rescale" in capsys.readouterr().err
+    assert not (tmp_path / "out" / "tiny-untrained" / "in").exists()

@@ -29,13 +29,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from . import apply, pretrained
-from .api import Separator, save_stems
+from . import apply, audio, pretrained
+from .api import SUBTYPES, Separator, save_stems
 from .atomic import atomic_folder, remove_stale
 from .interrupts import Interrupted, StopSignals
 from .audio import read
 from .errors import WavesepError
 from .postfilter import CHOICES as POSTFILTER_CHOICES
+from .streaming import DEFAULT_HOP_SECONDS
 
 # Extensions picked up when searching folders (files named explicitly are tried whatever their
 # extension; wavesep.audio decides how to decode them).
@@ -224,8 +225,10 @@ def build_parser() -> argparse.ArgumentParser:
                    "fitted to free memory on CUDA)")
     p.add_argument("--segment", type=float, default=apply.DEFAULT_SEGMENT_SECONDS, metavar="SECONDS",
                    help="output window length in seconds; smaller uses less memory (default: %(default)s)")
-    p.add_argument("--precision", choices=["float32", "float16", "bfloat16"], help="autocast precision "
-                   "(default: float32)")
+    p.add_argument("--precision", choices=["auto", "float32", "float16", "bfloat16"], default="auto",
+                   help="auto (default): bfloat16 where the device computes it natively (CPUs with "
+                   "AVX-512 BF16 or AMX, CUDA GPUs that support it), float32 elsewhere; float32: exact; "
+                   "float16 / bfloat16: autocast")
     enc = p.add_mutually_exclusive_group()
     enc.add_argument("--float32", action="store_const", const="float32", dest="encoding",
                      help="write 32-bit float wav (no clipping needed)")
@@ -234,10 +237,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(encoding="int16")
     p.add_argument("--flac", action="store_true", help="write flac instead of wav (16 or 24 bit)")
     p.add_argument(
-        "--clip-mode", choices=apply.CLIP_MODES, default="rescale",
+        "--clip-mode", choices=apply.CLIP_MODES, default=None,
         help="rescale: scale all stems of a track together so its peak is <= 1 (they keep adding "
         "up to the scaled mixture); clamp: clip each sample to [-1, 1]; none: leave as is "
-        "(integer files then clip). Default: %(default)s",
+        "(integer files then clip). Default: rescale (clamp with --stream, which cannot rescale)",
     )
     p.add_argument("-j", "--jobs", type=int, default=1, help="files separated in parallel (default: 1)")
     p.add_argument("--skip-existing", action="store_true",
@@ -260,6 +263,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--spectrogram", action="store_true",
                    help="also write <track>/spectrograms.png: the mixture and each stem, one above the other")
     p.add_argument("-q", "--quiet", action="store_true", help="print only errors and the summary")
+    st = p.add_argument_group("streaming (--stream)")
+    st.add_argument("--stream", action="store_true",
+                    help="separate one stream as it arrives: INPUT is '-' (stdin, the default), a pipe "
+                    "or a file, wav or raw PCM; stems are written to OUT/<model>/<--name>/ as they "
+                    "come, exactly as the offline separation would make them")
+    st.add_argument("--name", default=None, help="output folder name of the stream (default: the input "
+                    "file's name, 'stream' for stdin)")
+    st.add_argument("--raw-format", choices=sorted(audio.RAW_FORMATS), default=None,
+                    help="raw PCM input without a wav header (interleaved little-endian); needs "
+                    "--rate and --in-channels")
+    st.add_argument("--rate", type=int, help="sample rate of raw PCM input (Hz)")
+    st.add_argument("--in-channels", type=int, help="channels of raw PCM input")
+    st.add_argument("--block", type=int, default=4096, help="frames read at a time (default: %(default)s)")
+    st.add_argument("--hop", type=float, default=DEFAULT_HOP_SECONDS, metavar="SECONDS",
+                    help="network window hop of the stream: part of the latency (default: %(default)s)")
     return p
 
 
@@ -310,6 +328,9 @@ def main(argv=None) -> int:
             state = "" if name in pretrained.available() else "  (not installed)"
             _print(f"{name}: {pretrained.describe(name)}{state}")
         return EXIT_OK
+    if args.stream:
+        with StopSignals() as stop:
+            return _stream_main(args, stop)
     if not args.inputs:
         parser.print_usage(sys.stderr)
         _print("wavesep-separate: error: give at least one audio file or folder", file=sys.stderr)
@@ -350,7 +371,7 @@ def _separate_all(args, stop: StopSignals, started: float) -> int:
             segment_seconds=args.segment,
             batch_size=args.batch_size,
             precision=args.precision,
-            clip=args.clip_mode,
+            clip=args.clip_mode or "rescale",
             channel_policy=args.channel_policy,
             two_stems=args.two_stems,
             postfilter=args.postfilter,
@@ -468,6 +489,77 @@ def _separate_all(args, stop: StopSignals, started: float) -> int:
         for given, why in failures:
             _print(f"  {why}" if given in why else f"  {given}: {why}", file=sys.stderr)
         return EXIT_FAILED
+    return EXIT_OK
+
+
+def _stream_main(args, stop: StopSignals) -> int:
+    """``--stream``: one input (stdin, a pipe or a file) separated block by block; the stems are
+    written as they come (each to a temporary file renamed at the end of the stream)."""
+    if len(args.inputs) > 1:
+        _print("wavesep-separate: error: --stream takes one input ('-' for stdin)", file=sys.stderr)
+        return 2
+    if args.clip_mode == "rescale":
+        _print("wavesep-separate: error: --clip-mode rescale needs the whole track's peak, which a "
+              "stream only knows at its end: use clamp (the default with --stream) or none, or "
+              "separate the file without --stream", file=sys.stderr)
+        return 2
+    if args.block < 1 or not args.hop > 0:
+        _print("wavesep-separate: error: --block must be >= 1 and --hop > 0", file=sys.stderr)
+        return 2
+    given = args.inputs[0] if args.inputs else "-"
+    raw = None
+    if args.raw_format or args.rate or args.in_channels:
+        if not (args.raw_format and args.rate and args.in_channels):
+            _print("wavesep-separate: error: raw PCM needs --raw-format, --rate and --in-channels", file=sys.stderr)
+            return 2
+        raw = (args.raw_format, args.rate, args.in_channels)
+    name = args.name or ("stream" if given == "-" else _track_stem(Path(given)))
+    try:
+        separator = Separator(args.model, device=args.device, precision=args.precision,
+                              clip=args.clip_mode or "clamp", channel_policy=args.channel_policy,
+                              two_stems=args.two_stems, postfilter=args.postfilter,
+                              batch_size=args.batch_size)
+        handle = sys.stdin.buffer if given == "-" else open(given, "rb")
+    except (WavesepError, ValueError, OSError) as exc:
+        _print(f"wavesep-separate: error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    extension = "flac" if args.flac else "wav"
+    folder = Path(args.out) / separator.name / name
+    writers = {}
+    start = time.perf_counter()
+    try:
+        with handle:
+            reader = audio.PcmReader(handle, raw, name=given)
+            stream = separator.stream(reader.sample_rate, reader.channels, hop_seconds=args.hop)
+            writers = {stem: audio.StreamWriter(folder / f"{stem}.{extension}", reader.sample_rate,
+                                                stream.out_channels, SUBTYPES[args.encoding])
+                       for stem in stream.sources}
+            while True:
+                block = reader.read(args.block)
+                stems = stream.process(block) if block.shape[-1] else stream.flush()
+                for stem, wav in stems.items():
+                    writers[stem].write(wav)
+                if not block.shape[-1]:
+                    break
+        for writer in writers.values():
+            writer.close()
+    except KeyboardInterrupt as exc:
+        for writer in writers.values():
+            writer.abort()
+        signum = getattr(exc, "signum", None) or stop.signum or signal.SIGINT
+        _print(f"\nwavesep-separate: interrupted ({signal.Signals(signum).name}); no partial or temporary "
+               "file was left", file=sys.stderr)
+        return 128 + signum
+    except (WavesepError, ValueError, OSError) as exc:
+        for writer in writers.values():
+            writer.abort()
+        _print(f"wavesep-separate: error: {given}: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    if not args.quiet:
+        seconds = stream.received / reader.sample_rate
+        took = time.perf_counter() - start
+        _print(f"separated {seconds:.1f} s of {given} with model '{separator.name}' into {folder} "
+              f"({took:.1f} s, real-time factor {took / max(seconds, 1e-9):.3f})")
     return EXIT_OK
 
 
