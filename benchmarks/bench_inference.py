@@ -7,14 +7,16 @@
 Prints figures; asserts nothing. Sections:
 
 1. M4 (random weights), a stereo 44.1 kHz input of --seconds (60): time of wavesep.apply.separate
-   against the reference Wave-U-Net procedure implemented below (resample to 22050 Hz, zero-pad
+   (precision float32, and auto: bfloat16 where native) against the reference Wave-U-Net procedure implemented below (resample to 22050 Hz, zero-pad
    the context, batch 1, non-overlapping 16389-sample output windows each reading its own
    147443-sample input, resample back), and the max abs difference of each to one forward pass
    over the whole padded signal at the model's rate.
 2. Peak RSS of separate() for a 10-minute and a 1-minute track, each in a fresh subprocess, less
    the bytes of the input and output arrays themselves; their ratio shows whether memory grows
    with the length.
-3. Real-time factor (processing time / audio duration) of each --model (default: M4 and small).
+3. Real-time factor (processing time / audio duration) of each --model (default: M4 and small),
+   float32 and auto precision: the network (apply.separate) and, for models with a post-filter,
+   the whole Separator.separate_tensor.
 
 Models are preset names (random weights, seed 0), registered names (wavesep.pretrained) or
 checkpoint files / run directories.
@@ -35,7 +37,8 @@ import torch
 import torch.nn.functional as F
 
 from wavesep import WaveUNet, audio, presets, pretrained
-from wavesep.apply import DEFAULT_SEGMENT_SECONDS, plan_tiles, resolve_device, separate
+from wavesep.api import Separator
+from wavesep.apply import DEFAULT_SEGMENT_SECONDS, plan_tiles, resolve_device, resolve_precision, separate
 
 INPUT_RATE = 44100
 
@@ -110,13 +113,20 @@ def compare_with_reference(args) -> None:
     plan = plan_tiles(model, audio.resampled_length(mix.shape[-1], INPUT_RATE, model.sample_rate), args.segment)
     print(f"wavesep: {plan.num_windows} windows of {plan.input_length} -> {plan.output_length} samples, "
           f"hop {plan.hop} (= {plan.hop // model.stride} x stride {model.stride}), batch {args.batch_size or 'auto'}")
-    ours, t_ours = timed(lambda: separate(model_dev, mix, INPUT_RATE, segment_seconds=args.segment,
-                                          batch_size=args.batch_size, device=device))
-    print(f"wavesep.apply.separate: {t_ours:.1f} s")
+    times = {}
+    for precision in ("float32", "auto"):
+        name = resolve_precision(precision, device) or "float32"
+        _, times[precision] = timed(lambda: separate(model_dev, mix, INPUT_RATE, segment_seconds=args.segment,
+                                                     batch_size=args.batch_size, device=device,
+                                                     precision=precision))
+        print(f"wavesep.apply.separate, precision {precision} ({name}): {times[precision]:.1f} s "
+              f"(load average {os.getloadavg()[0]:.1f})", flush=True)
     (ref, ref_model_rate), t_ref = timed(lambda: reference_procedure(model_dev, mix, INPUT_RATE, device))
-    print(f"reference procedure:    {t_ref:.1f} s  (batch 1, 16389-sample windows)")
-    print(f"speed-up: {t_ref / t_ours:.2f}x")
-    del ref, ours
+    print(f"reference procedure:    {t_ref:.1f} s  (batch 1, 16389-sample windows, float32; "
+          f"load average {os.getloadavg()[0]:.1f})")
+    for precision, t in times.items():
+        print(f"speed-up, precision {precision}: {t_ref / t:.2f}x")
+    del ref
 
     at_model = audio.resample(mix, INPUT_RATE, model.sample_rate)
     whole, t_whole = timed(lambda: whole_pass(model.cpu(), at_model))
@@ -178,14 +188,22 @@ def measure_rss(args) -> None:
 def real_time_factors(args) -> None:
     device = resolve_device(args.device)
     print(f"\n== 3. real-time factor (time / duration; < 1 is faster than real time), "
-          f"{args.seconds:g} s stereo {INPUT_RATE} Hz, device {device}")
+          f"{args.seconds:g} s stereo {INPUT_RATE} Hz, device {device}, torch threads {torch.get_num_threads()}")
     mix = test_signal(args.seconds)
     for spec in args.model or ["M4", "small"]:
         model = load(spec).to(device)
-        _, seconds = timed(lambda: separate(model, mix, INPUT_RATE, segment_seconds=args.segment,
-                                            batch_size=args.batch_size, device=device))
-        print(f"{spec}: {seconds:.1f} s for {args.seconds:g} s of audio, RTF {seconds / args.seconds:.3f} "
-              f"({model.num_parameters():,} parameters, {model.sample_rate} Hz)")
+        for precision in ("float32", "auto"):
+            name = resolve_precision(precision, device) or "float32"
+            _, seconds = timed(lambda: separate(model, mix, INPUT_RATE, segment_seconds=args.segment,
+                                                batch_size=args.batch_size, device=device, precision=precision))
+            print(f"{spec}, network only (apply.separate, no post-filter), {name}: {seconds:.1f} s, "
+                  f"RTF {seconds / args.seconds:.3f} (load average {os.getloadavg()[0]:.1f})", flush=True)
+            sep = Separator(model, device=device, precision=precision, segment_seconds=args.segment,
+                            batch_size=args.batch_size)
+            if sep.postfilter != "none":
+                _, seconds = timed(lambda: sep.separate_tensor(mix, INPUT_RATE))
+                print(f"{spec} via Separator with its post-filter ({sep.postfilter}), {name}: {seconds:.1f} s, "
+                      f"RTF {seconds / args.seconds:.3f} (load average {os.getloadavg()[0]:.1f})", flush=True)
 
 
 def main(argv=None) -> int:
