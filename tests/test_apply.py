@@ -349,3 +349,23 @@ def test_cuda_matches_cpu(batch_size):
     assert (gpu - cpu).abs().max() <= 1e-4
     half = separate(model, mix, RATE, device="cuda", segment_seconds=0.05, precision="float16")
     assert (half - cpu).abs().max() / cpu.abs().max() < 0.05
+
+
+def test_auto_precision_follows_native_bfloat16(monkeypatch):
+    import wavesep.apply as apply_module
+    from wavesep.apply import native_bfloat16, resolve_precision
+
+    monkeypatch.setattr(apply_module, "_cpu_flags", lambda: frozenset({"avx512f", "avx512_bf16"}))
+    assert native_bfloat16("cpu") and resolve_precision("auto", "cpu") == "bfloat16"
+    monkeypatch.setattr(apply_module, "_cpu_flags", lambda: frozenset({"amx_bf16"}))
+    assert resolve_precision("auto", "cpu") == "bfloat16"
+    monkeypatch.setattr(apply_module, "_cpu_flags", lambda: frozenset({"avx2", "avx512f"}))
+    assert not native_bfloat16("cpu") and resolve_precision("auto", "cpu") is None
+    assert resolve_precision("float32", "cpu") is None and resolve_precision(None, "cpu") is None
+    assert resolve_precision("bfloat16", "cpu") == "bfloat16"
+    with pytest.raises(ValueError, match="precision"):
+        resolve_precision("float64", "cpu")
+    # "auto" without native bfloat16 is exactly float32.
+    model, mix = make_model(), noise(2, 4000)
+    assert torch.equal(separate(model, mix, RATE, device="cpu", precision="auto"),
+                       separate(model, mix, RATE, device="cpu", precision="float32"))
