@@ -123,3 +123,18 @@ def test_stream_holds_back_less_than_one_frame():
             assert received - returned <= N_FFT - 1
     with pytest.raises(RuntimeError):
         stream.flush() + stream.flush()
+
+
+@pytest.mark.parametrize("sources", [2, 4])
+def test_stream_for_estimates_that_add_up_to_the_mixture(sources):
+    from wavesep.postfilter import RatioMaskStream, ratio_mask
+
+    gen = torch.Generator().manual_seed(sources)
+    est = torch.randn(sources, 2, 30011, generator=gen)
+    mix = est.sum(dim=0)
+    ref = ratio_mask(mix, est)
+    stream = RatioMaskStream(sources, 2, sums_to_mix=True)
+    out = torch.cat([stream.process(mix[:, :12345], est[..., :12345]),
+                     stream.process(mix[:, 12345:], est[..., 12345:]), stream.flush()], dim=-1)
+    assert (out - ref).abs().max() <= 1e-5
+    assert (out.sum(dim=0) - mix).abs().max() <= 1e-5

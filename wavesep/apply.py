@@ -658,18 +658,19 @@ def separate(
                     out[b, residual, :, sl] = mix_out[b, :, sl] - out[b, others, :, sl].sum(dim=0)
         if postfilter == "ratio-mask":
             for b in range(batch):
-                _postfilter_in_place(mix_out[b], out[b])
+                _postfilter_in_place(mix_out[b], out[b], model.config.output == "difference")
         clip_stems(out, clip)
     elif progress is not None:
         progress(1.0)
     return out[0] if single else out
 
 
-def _postfilter_in_place(mix: Tensor, stems: Tensor) -> None:
+def _postfilter_in_place(mix: Tensor, stems: Tensor, sums_to_mix: bool = False) -> None:
     """The ratio-mask post-filter of ``stems`` (S, C, T) in place, block by block in bounded memory
     (:class:`wavesep.postfilter.RatioMaskStream`: the same result as the whole-track filter, and
-    the same as a stream's)."""
-    stream = RatioMaskStream(stems.shape[0], stems.shape[1])
+    the same as a stream's). ``sums_to_mix``: the stems add up to ``mix`` (a "difference"-output
+    model's), which saves one transform each way."""
+    stream = RatioMaskStream(stems.shape[0], stems.shape[1], sums_to_mix=sums_to_mix)
     done = 0
     for sl in _blocks(stems.shape[-1]):
         refined = stream.process(mix[:, sl], stems[..., sl])  # (S, C, m): samples the stream holds copies of

@@ -87,12 +87,17 @@ class RatioMaskStream:
 
     _FRAMES_PER_BATCH = 128
 
-    def __init__(self, sources: int, channels: int, n_fft: int = N_FFT, eps: float = 1e-8):
+    def __init__(self, sources: int, channels: int, n_fft: int = N_FFT, eps: float = 1e-8,
+                 sums_to_mix: bool = False):
         if n_fft % 4:
             raise ValueError(f"n_fft must be a multiple of 4, got {n_fft}")
         self.sources, self.channels = int(sources), int(channels)
         self.n_fft, self.hop, self.half = n_fft, n_fft // 4, n_fft // 2
         self.eps = eps
+        # Estimates that add up to the mixture (a "difference"-output model's) need one transform
+        # fewer each way: the last source's spectrum is the mixture's less the others', and its
+        # refined frame the mixture's less the other refined frames (its mask is 1 less theirs).
+        self.sums_to_mix = bool(sums_to_mix) and sources >= 2
         self.window = torch.hann_window(n_fft)
         self.received = 0  # samples given to process()
         self.emitted = 0  # samples returned
@@ -167,12 +172,21 @@ class RatioMaskStream:
             seg_mix, seg_est = self.mix[..., idx], self.est[..., idx]
         frames_mix = seg_mix.unfold(-1, n, hop) * self.window  # (C, M, n)
         frames_est = seg_est.unfold(-1, n, hop) * self.window  # (S, C, M, n)
-        spec_est = torch.fft.rfft(frames_est)  # (S, C, M, F)
+        spec_mix = torch.fft.rfft(frames_mix)  # (C, M, F)
+        if self.sums_to_mix:
+            spec_est = torch.fft.rfft(frames_est[:-1])  # (S - 1, C, M, F)
+            spec_est = torch.cat([spec_est, (spec_mix - spec_est.sum(dim=0))[None]])  # (S, C, M, F)
+        else:
+            spec_est = torch.fft.rfft(frames_est)  # (S, C, M, F)
         magnitudes = spec_est.abs()
         total = magnitudes.sum(dim=0, keepdim=True)  # (1, C, M, F)
         masks = torch.where(total > self.eps, magnitudes / total.clamp_min(self.eps),
                             torch.full_like(magnitudes, 1 / self.sources))
-        frames = torch.fft.irfft(torch.fft.rfft(frames_mix) * masks, n) * self.window  # (S, C, M, n)
+        if self.sums_to_mix:
+            frames = torch.fft.irfft(spec_mix * masks[:-1], n)  # (S - 1, C, M, n)
+            frames = torch.cat([frames, (frames_mix - frames.sum(dim=0))[None]]) * self.window
+        else:
+            frames = torch.fft.irfft(spec_mix * masks, n) * self.window  # (S, C, M, n)
         # Overlap-add into the running sums, which start at signal index a0. Frames are 4 hops
         # long, so hop-block k of the sum is frame k's block 0 + frame k-1's block 1 + ...
         grow = start + span - (self.a0 + self.env.shape[0])

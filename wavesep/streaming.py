@@ -246,7 +246,10 @@ class SeparationStream:
         if self.sample_rate != net.sample_rate and net.config.output == "difference":
             self.residual = _residual_index(net, residual_source)
         self.mix = torch.zeros(self.out_channels, 0)  # mixture (C_out) not yet matched by estimates
-        self.post = RatioMaskStream(net.num_sources, self.out_channels) if postfilter == "ratio-mask" else None
+        self.post = None
+        if postfilter == "ratio-mask":  # as wavesep.apply.separate
+            self.post = RatioMaskStream(net.num_sources, self.out_channels,
+                                        sums_to_mix=net.config.output == "difference")
         self.clip, self.two_stems = clip, two_stems
         self.received = self.returned = 0
         self.returned_network = 0  # input-rate samples that have left the network stage
