@@ -185,6 +185,13 @@ def measure_rss(args) -> None:
         print(f"ratio {hi:g} min / {lo:g} min, arrays excluded: {ratio:.2f}")
 
 
+def timed_cpu(fn):
+    """(result, wall seconds, CPU seconds of this process, all threads)."""
+    start, cpu = time.perf_counter(), time.process_time()
+    result = fn()
+    return result, time.perf_counter() - start, time.process_time() - cpu
+
+
 def real_time_factors(args) -> None:
     device = resolve_device(args.device)
     print(f"\n== 3. real-time factor (time / duration; < 1 is faster than real time), "
@@ -194,16 +201,19 @@ def real_time_factors(args) -> None:
         model = load(spec).to(device)
         for precision in ("float32", "auto"):
             name = resolve_precision(precision, device) or "float32"
-            _, seconds = timed(lambda: separate(model, mix, INPUT_RATE, segment_seconds=args.segment,
-                                                batch_size=args.batch_size, device=device, precision=precision))
+            _, seconds, cpu = timed_cpu(lambda: separate(model, mix, INPUT_RATE, segment_seconds=args.segment,
+                                                         batch_size=args.batch_size, device=device,
+                                                         precision=precision))
             print(f"{spec}, network only (apply.separate, no post-filter), {name}: {seconds:.1f} s, "
-                  f"RTF {seconds / args.seconds:.3f} (load average {os.getloadavg()[0]:.1f})", flush=True)
+                  f"RTF {seconds / args.seconds:.3f}; CPU {cpu:.1f} s, CPU seconds per audio second "
+                  f"{cpu / args.seconds:.3f} (load average {os.getloadavg()[0]:.1f})", flush=True)
             sep = Separator(model, device=device, precision=precision, segment_seconds=args.segment,
                             batch_size=args.batch_size)
             if sep.postfilter != "none":
-                _, seconds = timed(lambda: sep.separate_tensor(mix, INPUT_RATE))
+                _, seconds, cpu = timed_cpu(lambda: sep.separate_tensor(mix, INPUT_RATE))
                 print(f"{spec} via Separator with its post-filter ({sep.postfilter}), {name}: {seconds:.1f} s, "
-                      f"RTF {seconds / args.seconds:.3f} (load average {os.getloadavg()[0]:.1f})", flush=True)
+                      f"RTF {seconds / args.seconds:.3f}; CPU {cpu:.1f} s, CPU seconds per audio second "
+                      f"{cpu / args.seconds:.3f} (load average {os.getloadavg()[0]:.1f})", flush=True)
 
 
 def main(argv=None) -> int:
@@ -221,7 +231,10 @@ def main(argv=None) -> int:
     p.add_argument("--skip-rtf", action="store_true")
     p.add_argument("--only-rss", action="store_true")
     p.add_argument("--rss-child", type=float, help=argparse.SUPPRESS)
+    p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     args = p.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     if args.rss_child is not None:
         rss_child(args.rss_model, args.rss_child, args.segment, args.batch_size)
         return 0

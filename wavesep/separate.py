@@ -29,6 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
+import torch
+
 from . import apply, audio, pretrained
 from .api import SUBTYPES, Separator, save_stems
 from .atomic import atomic_folder, remove_stale
@@ -254,6 +256,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="Ray workers (default: one per GPU of the cluster, else one per --ray-cpus CPUs)")
     p.add_argument("--ray-cpus", type=float, default=1.0, metavar="N",
                    help="CPUs (and torch threads) per Ray worker (default: %(default)g)")
+
+
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch CPU threads (default: torch's choice, one per core); on a CPU busy with "
+                   "other jobs 1 thread can be several times faster (benchmarks/RESULTS.md)")
     p.add_argument(
         "--channels", choices=apply.CHANNEL_POLICIES, default="error", dest="channel_policy",
         help="inputs with more than 2 channels: error (default), downmix (mean of all channels), "
@@ -328,6 +335,11 @@ def main(argv=None) -> int:
             state = "" if name in pretrained.available() else "  (not installed)"
             _print(f"{name}: {pretrained.describe(name)}{state}")
         return EXIT_OK
+    if args.threads is not None:
+        if args.threads < 1:
+            print(f"wavesep-separate: error: --threads must be >= 1, got {args.threads}", file=sys.stderr)
+            return 2
+        torch.set_num_threads(args.threads)
     if args.stream:
         with StopSignals() as stop:
             return _stream_main(args, stop)
