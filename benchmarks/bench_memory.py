@@ -66,12 +66,16 @@ def main(argv=None) -> int:
     p.add_argument("--model", default="default")
     p.add_argument("--sources", type=int, default=2, help="stems the model writes (for the array bytes)")
     p.add_argument("--pythonpath", help="wavesep checkout to run instead of the installed one")
+    p.add_argument("--threads", type=int, help="CPU threads of the separating process (OMP_NUM_THREADS, "
+                   "which any wavesep version's torch follows)")
     args = p.parse_args(argv)
     env = dict(os.environ)
+    if args.threads:
+        env["OMP_NUM_THREADS"] = str(args.threads)
     if args.pythonpath:
         env["PYTHONPATH"] = args.pythonpath
-    print(f"model {args.model}, stereo {RATE} Hz 16-bit wav in, default `wavesep-separate` settings; "
-          f"load average {os.getloadavg()[0]:.1f} at start")
+    print(f"model {args.model}, stereo {RATE} Hz 16-bit wav in, default `wavesep-separate` settings, "
+          f"threads {args.threads or 'default'}; load average {os.getloadavg()[0]:.1f} at start")
     print("| track | peak RSS (MB) | input + output arrays (MB) | peak less arrays (MB) | time (s) | load average at end |")
     print("|---|---|---|---|---|---|")
     beyond = {}
