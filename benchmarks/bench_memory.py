@@ -85,8 +85,10 @@ def main(argv=None) -> int:
             wav = Path(tmp) / f"track-{minutes:g}min.wav"
             frames = write_track(wav, minutes)
             arrays = (1 + args.sources) * 2 * frames * 4  # float32 (C, T) mixture + S stems
+            # cwd: the temporary folder, so that `python -c` does not import a wavesep found in the
+            # current directory ahead of PYTHONPATH.
             proc = subprocess.run([sys.executable, "-c", CHILD, str(wav), str(Path(tmp) / "out"), args.model],
-                                  capture_output=True, text=True, env=env)
+                                  capture_output=True, text=True, env=env, cwd=tmp)
             if proc.returncode != 0:
                 print(f"| {minutes:g} min | failed: {proc.stderr.strip().splitlines()[-1:]} |||||")
                 continue
