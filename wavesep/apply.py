@@ -15,10 +15,12 @@ mixture's own sample rate, channel count and length:
   window also reads a margin of the model's receptive field on both sides and keeps only its
   interior, which again equals the whole-signal pass.
 * **Bounded memory.** Only ``batch_size`` windows of ``segment_seconds`` (plus context) are in
-  flight. Resampling to and from the model's rate is done block by block on rolling buffers
-  (:func:`wavesep.audio.resample` is a finite filter, so a block with enough margin gives
-  exactly the samples of a whole-signal call), so besides the input and the output arrays the
-  memory does not grow with the track's length.
+  flight. Resampling to and from the model's rate goes through libsoxr streams
+  (:class:`wavesep.audio.ResampleStream`, whose output does not depend on the block sizes) on
+  rolling buffers, the post-filter runs block by block
+  (:class:`wavesep.postfilter.RatioMaskStream`) and the clip policy in place, so besides the
+  input and the output arrays the memory does not grow with the track's length.
+  :mod:`wavesep.streaming` runs the same stages on a stream.
 * **Fast.** Far fewer, larger windows than the reference (which reads 9x more input than it
   produces); windows are batched; on CUDA the host-to-device copies come from pinned buffers on
   their own stream and overlap with the computation, and float16 / bfloat16 autocast is
@@ -605,7 +607,8 @@ def separate(
             model's Nyquist frequency (cymbals, air, sibilance). None: "accompaniment" if the model
             has it, else "other", else the model's last source.
         postfilter: "none" or "ratio-mask" (:mod:`wavesep.postfilter`), applied to each
-            track's whole estimates at ``sample_rate`` before ``clip``.
+            track's estimates at ``sample_rate`` before ``clip``, block by block (the same result
+            as the whole-track filter).
 
     Returns:
         Estimates (S, C_out, T) or (B, S, C_out, T), float32 on the CPU, sources in

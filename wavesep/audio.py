@@ -812,6 +812,7 @@ def resample(wav: torch.Tensor, orig_sr: int, new_sr: int, backend: str = "fir")
             tensor's dtype and returned on its device. Not differentiable.
         orig_sr: sample rate of ``wav`` (Hz).
         new_sr: wanted sample rate (Hz).
+        backend: "fir" (default, described here) or "soxr" (libsoxr "VHQ", float32).
 
     Returns:
         Tensor (..., round(T * new_sr / orig_sr)). When ``orig_sr == new_sr``, ``wav`` itself.

@@ -83,6 +83,13 @@ class RatioMaskStream:
     comes out before ``n_fft`` samples have arrived: a whole signal shorter than that is returned
     unchanged, as by :func:`ratio_mask`. Memory: about ``n_fft`` samples of each signal plus the
     frames of one call.
+
+    Args:
+        sources, channels: S and C.
+        n_fft: frame length (samples, a multiple of 4); hop ``n_fft // 4``.
+        eps: as for :func:`ratio_mask`.
+        sums_to_mix: the estimates add up to the mixture (a "difference"-output model's, to float
+            rounding): saves one FFT each way, with the same result up to that rounding.
     """
 
     _FRAMES_PER_BATCH = 128
