@@ -716,3 +716,34 @@ def test_soxr_and_fir_agree_in_the_passband():
     assert (a - b)[:, 2000:-2000].abs().max() < 1e-4
     with pytest.raises(ValueError, match="backend"):
         audio.resample(x, 44100, 22050, backend="nope")
+
+
+def test_stream_writer_is_atomic_and_pcm_reader_reads_a_wav_pipe(tmp_path):
+    import io
+
+    target = tmp_path / "out" / "stem.wav"
+    x = torch.randn(2, 5000) * 0.3
+    with pytest.raises(RuntimeError):
+        with audio.StreamWriter(target, 44100, 2, "FLOAT") as writer:
+            writer.write(x[:, :100])
+            raise RuntimeError("interrupted")
+    assert not target.exists() and list(target.parent.iterdir()) == []
+    with audio.StreamWriter(target, 44100, 2, "FLOAT") as writer:
+        for i in range(0, 5000, 777):
+            writer.write(x[:, i : i + 777])
+    back, rate = audio.read(target)
+    assert rate == 44100 and torch.equal(back, x)
+    with pytest.raises(AudioError, match="NaN"):
+        with audio.StreamWriter(tmp_path / "nan.wav", 44100, 1) as writer:
+            writer.write(torch.tensor([[0.0, float("nan")]]))
+    assert not (tmp_path / "nan.wav").exists()
+    # The same file read as a stream: header parsed, samples in blocks of any size.
+    reader = audio.PcmReader(io.BytesIO(target.read_bytes()))
+    assert (reader.sample_rate, reader.channels) == (44100, 2)
+    blocks = []
+    while True:
+        block = reader.read(1234)
+        if not block.shape[-1]:
+            break
+        blocks.append(block)
+    assert torch.equal(torch.cat(blocks, dim=-1), x)
