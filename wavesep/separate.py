@@ -256,8 +256,6 @@ def build_parser() -> argparse.ArgumentParser:
                    help="Ray workers (default: one per GPU of the cluster, else one per --ray-cpus CPUs)")
     p.add_argument("--ray-cpus", type=float, default=1.0, metavar="N",
                    help="CPUs (and torch threads) per Ray worker (default: %(default)g)")
-
-
     p.add_argument("--threads", type=int, default=None,
                    help="torch CPU threads (default: torch's choice, one per core); on a CPU busy with "
                    "other jobs 1 thread can be several times faster (benchmarks/RESULTS.md)")
