@@ -19,7 +19,7 @@ import torch
 from scipy.signal import resample_poly
 
 from wavesep import audio
-from wavesep.audio import reading
+from wavesep.audio import reading, resampling, writing
 from wavesep.errors import AudioError, DependencyError
 
 HAVE_FFMPEG = shutil.which("ffmpeg") is not None and shutil.which("ffprobe") is not None
@@ -330,7 +330,7 @@ def test_permission_denied_real(tmp_path):
 
 
 def test_permission_denied_reported(tmp_path, monkeypatch):
-    # Root ignores file modes, so the failing open is simulated where audio.py opens the file.
+    # Root ignores file modes, so the failing open is simulated where audio/reading.py opens the file.
     path = tmp_path / "locked.wav"
     soundfile.write(str(path), np.zeros(10), 8000)
 
@@ -482,7 +482,7 @@ def test_resample_blocks_match_one_pass(monkeypatch):
         up, down = new_sr // g, orig_sr // g
         whole = resample_poly(x, up, down, axis=-1, window=audio._lowpass_taps(up, down))
         whole = whole[:, : audio.resampled_length(x.shape[1], orig_sr, new_sr)]
-        monkeypatch.setattr(reading, "_BLOCK_FRAMES", 700)
+        monkeypatch.setattr(resampling, "_BLOCK_FRAMES", 700)
         blocked = audio.resample(torch.from_numpy(x), orig_sr, new_sr).numpy()
         monkeypatch.undo()
         np.testing.assert_allclose(blocked, whole, rtol=0, atol=1e-12)
@@ -567,7 +567,7 @@ def test_write_creates_parents_and_keeps_umask_permissions(tmp_path):
 
 
 def test_write_long_signal_in_blocks(tmp_path, monkeypatch):
-    monkeypatch.setattr(reading, "_BLOCK_FRAMES", 64)  # many blocks, and a partial last one
+    monkeypatch.setattr(writing, "_BLOCK_FRAMES", 64)  # many blocks, and a partial last one
     x = np.random.default_rng(8).uniform(-1, 1, (3, 1000))
     audio.write(tmp_path / "long.wav", torch.from_numpy(x), 8000, subtype="DOUBLE")
     np.testing.assert_array_equal(soundfile.read(str(tmp_path / "long.wav"))[0], x.T)
@@ -637,7 +637,7 @@ def test_write_to_unwritable_folder(tmp_path, monkeypatch):
         raise PermissionError(13, "Permission denied", str(path))
 
     # Root can write anywhere, so the refusal is simulated where the temporary file is created.
-    monkeypatch.setattr(reading, "_create_exclusive", refuse)
+    monkeypatch.setattr(writing, "_create_exclusive", refuse)
     target = tmp_path / "ro" / "out.wav"
     with pytest.raises(AudioError, match=f"folder {tmp_path / 'ro'} is not writable"):
         audio.write(target, torch.zeros(1, 10), 8000)

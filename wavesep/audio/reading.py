@@ -1,8 +1,6 @@
-"""Audio files in and out: read, probe, resample, adapt channels, write.
-
-This is the only module of wavesep that touches audio files. Everything it returns is a
-``torch.Tensor`` of shape (C, T) -- C channels, T samples (frames) -- with float samples on the
-usual full scale of [-1, 1] for integer formats, together with the sample rate in Hz.
+"""Reading and probing audio files: :func:`read` returns a (C, T) float tensor -- C channels, T
+samples (frames) -- on the usual full scale of [-1, 1] for integer formats, with its sample rate
+in Hz; :func:`info` reads what a file holds from its header.
 
 Decoding backends:
 
@@ -19,45 +17,26 @@ Every problem a user can cause raises :class:`~wavesep.errors.AudioError` naming
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
-import math
 import os
 import shutil
 import stat
 import struct
 import subprocess
-import uuid
 from fractions import Fraction
 from pathlib import Path
-from typing import Optional, Union
+from typing import Optional
 
 import numpy as np
 import soundfile
 import torch
-from scipy.signal import firwin, resample_poly
 
 from wavesep.errors import AudioError, DependencyError
+from .channels import CHANNEL_POLICIES, _convert_channels_for
+from .common import _BLOCK_FRAMES, PathLike, _all_finite, _check_rate, _extension
+from .resampling import resample
 
-__all__ = [
-    "AudioInfo",
-    "CHANNEL_POLICIES",
-    "MissingFFmpegError",
-    "PcmReader",
-    "RAW_FORMATS",
-    "StreamWriter",
-    "convert_channels",
-    "info",
-    "read",
-    "RESAMPLE_BACKENDS",
-    "ResampleStream",
-    "resample",
-    "resample_reach",
-    "resampled_length",
-    "write",
-]
-
-PathLike = Union[str, os.PathLike]
+__all__ = ["AudioInfo", "MissingFFmpegError", "info", "read"]
 
 # Extensions that libsndfile decodes itself. Any other extension goes to ffmpeg.
 SOUNDFILE_EXTENSIONS = frozenset(
@@ -67,36 +46,12 @@ SOUNDFILE_EXTENSIONS = frozenset(
         "sph", "paf", "svx", "iff", "xi", "mat", "avr", "pvf", "wve", "sds",
     }
 )
-
-# Container formats that write() can produce, by extension.
-_WRITE_FORMATS = {
-    "wav": "WAV", "wave": "WAV", "flac": "FLAC", "ogg": "OGG", "oga": "OGG", "mp3": "MP3",
-    "aif": "AIFF", "aiff": "AIFF", "caf": "CAF", "w64": "W64", "rf64": "RF64", "au": "AU",
-}
-
-CHANNEL_POLICIES = ("error", "downmix", "first")
-
 FFMPEG_INSTALL_HINT = (
     "install ffmpeg (Debian/Ubuntu: `apt-get install ffmpeg`, macOS: `brew install ffmpeg`, "
     "conda: `conda install -c conda-forge ffmpeg`) so that `ffmpeg` and `ffprobe` are on the PATH"
 )
-
-# Resampling filter: a Kaiser-windowed sinc with _ZERO_CROSSINGS zero crossings of the lower
-# Nyquist frequency on each side. Measured response: passband flat within 0.0001 dB up to 0.9 x
-# the lower Nyquist, stopband below -99 dB from the lower Nyquist up (no audible aliasing).
-_ZERO_CROSSINGS = 64
-_ROLLOFF = 0.95
-_KAISER_BETA = 10.0
-# The separation path's resampler: libsoxr (python-soxr) at its "VHQ" recipe, whose streamed output
-# equals its one-shot output sample for sample whatever the block sizes (tested), and which is
-# about 40x faster than the FIR above (benchmarks/bench_audio.py measures both filters' response).
-SOXR_QUALITY = "VHQ"
-RESAMPLE_BACKENDS = ("fir", "soxr")
-_SOXR_BLOCK = 1 << 18
 # Largest surplus of decoded samples over the container's duration taken as codec padding.
 _MAX_CODEC_PADDING = 8192
-# Input frames per resampling block: bounds the scratch memory (tens of MB) whatever the length.
-_BLOCK_FRAMES = 1 << 20
 
 
 class MissingFFmpegError(AudioError, DependencyError):
@@ -142,14 +97,6 @@ class AudioInfo:
     subtype: str
     streams: int
     backend: str
-
-
-# ----------------------------------------------------------------------------------------------
-# Paths and backends
-
-
-def _extension(path: Path) -> str:
-    return path.suffix.lower().lstrip(".")
 
 
 def _check_readable(path: PathLike) -> Path:
@@ -210,21 +157,6 @@ def _corrupt(path: Path, *reasons: str) -> AudioError:
         f"cannot decode audio file {path}: it is corrupt, truncated or not an audio format "
         f"wavesep can read ({detail})"
     )
-
-
-def _check_rate(value, name: str) -> int:
-    try:
-        as_int = int(value)
-        ok = as_int == value and as_int > 0
-    except (TypeError, ValueError, OverflowError):
-        ok = False
-    if not ok:
-        raise AudioError(f"{name} must be a positive whole number of Hz, got {value!r}")
-    return as_int
-
-
-# ----------------------------------------------------------------------------------------------
-# soundfile backend
 
 
 def _sf_name(path: Path):
@@ -295,10 +227,6 @@ def _sf_read(path: Path, start: int, frames: Optional[int], np_dtype: str):
                 out = np.concatenate([out[:, :pos], rest.T], axis=1)
                 pos = out.shape[1]
         return out[:, :pos].T, f.samplerate, total
-
-
-# ----------------------------------------------------------------------------------------------
-# ffmpeg backend
 
 
 def _run(cmd: list) -> subprocess.CompletedProcess:
@@ -418,10 +346,6 @@ def _ffprobe_info(path: Path, stream: int = 0) -> Optional[AudioInfo]:
     return AudioInfo(str(path), rate, int(first.get("channels") or 0), frames, exact, frames / rate,
                      fmt.get("format_name", "unknown"), first.get("codec_name", "unknown"),
                      len(streams), "ffmpeg")
-
-
-# ----------------------------------------------------------------------------------------------
-# Public API
 
 
 def info(path: PathLike) -> AudioInfo:
@@ -591,571 +515,3 @@ def read(
     if channels is not None and not fewer_channels:
         wav = _convert_channels_for(wav, channels, channel_policy, p)
     return wav, int(rate)
-
-
-def _all_finite(wav) -> bool:
-    """Whether a (C, T) tensor or array holds only finite values, checked in blocks (no
-    temporary as large as the signal)."""
-    check = torch.isfinite if isinstance(wav, torch.Tensor) else np.isfinite
-    for t0 in range(0, wav.shape[-1], _BLOCK_FRAMES):
-        if not bool(check(wav[..., t0 : t0 + _BLOCK_FRAMES]).all()):
-            return False
-    return True
-
-
-def _convert_channels_for(wav: torch.Tensor, channels: int, policy: str, path: Path):
-    try:
-        return convert_channels(wav, channels, policy)
-    except AudioError as exc:
-        raise AudioError(f"{path}: {exc}") from None
-
-
-def convert_channels(wav: torch.Tensor, channels: int, policy: str = "error") -> torch.Tensor:
-    """Adapt a (C, T) signal to ``channels`` channels.
-
-    Always done, whatever ``policy``: same count -> ``wav`` itself; mono -> N channels by
-    duplication; stereo -> mono by the mean of the two channels. Every other case (more than
-    two input channels, or stereo to more than two) is ambiguous and follows ``policy``:
-
-    * ``"error"`` (default): raise :class:`AudioError` asking the caller to choose a policy,
-      since a silent choice could drop or blend channels the user cares about;
-    * ``"downmix"``: the mean of all channels (mono), duplicated to ``channels``;
-    * ``"first"``: the first ``channels`` channels (error if there are fewer).
-
-    Args:
-        wav: tensor (C, T).
-        channels: wanted number of channels (>= 1).
-        policy: one of :data:`CHANNEL_POLICIES`.
-
-    Returns:
-        Tensor (channels, T), same dtype and device: ``wav`` itself when the count already
-        matches, otherwise a new tensor (duplicated channels are real copies, safe to modify).
-    """
-    if policy not in CHANNEL_POLICIES:
-        raise AudioError(f"channel policy must be one of {CHANNEL_POLICIES}, got {policy!r}")
-    if isinstance(channels, bool) or not isinstance(channels, (int, np.integer)) or channels < 1:
-        raise AudioError(f"channels must be a whole number >= 1, got {channels!r}")
-    if wav.dim() != 2:
-        raise AudioError(f"expected audio of shape (C, T), got shape {tuple(wav.shape)}")
-    have = wav.shape[0]
-    if have == channels:
-        return wav
-    if have == 1:
-        return wav.repeat(channels, 1)
-    if have == 2 and channels == 1:
-        return wav.mean(dim=0, keepdim=True)
-    if policy == "downmix":
-        return wav.mean(dim=0, keepdim=True).repeat(channels, 1)
-    if policy == "first":
-        if have < channels:
-            raise AudioError(
-                f"cannot take the first {channels} channels of audio with only {have} channels; "
-                "use the 'downmix' channel policy instead"
-            )
-        return wav[:channels].clone()
-    raise AudioError(
-        f"audio has {have} channels and {channels} are wanted: choose how to convert them with "
-        "the channel policy 'downmix' (mean of all channels, then duplicated) or 'first' "
-        f"(keep the first {channels} channels)"
-    )
-
-
-def resampled_length(frames: int, orig_sr: int, new_sr: int) -> int:
-    """Number of samples :func:`resample` returns: ``round(frames * new_sr / orig_sr)``.
-
-    Exact rational arithmetic, with halves rounded up (``floor(x + 1/2)``).
-    """
-    orig_sr = _check_rate(orig_sr, "orig_sr")
-    new_sr = _check_rate(new_sr, "new_sr")
-    return (2 * int(frames) * new_sr + orig_sr) // (2 * orig_sr)
-
-
-def resample_reach(orig_sr: int, new_sr: int) -> int:
-    """How far the :func:`resample` filter sees, in input samples at ``orig_sr``.
-
-    Output sample n (at time ``n / new_sr``) depends only on the input samples i with
-    ``|i / orig_sr - n / new_sr| <= reach / orig_sr``. A block resampled with ``reach`` input
-    samples of context on each side therefore equals the whole-signal result. 0 when the rates
-    are equal.
-    """
-    orig_sr = _check_rate(orig_sr, "orig_sr")
-    new_sr = _check_rate(new_sr, "new_sr")
-    if orig_sr == new_sr:
-        return 0
-    g = math.gcd(orig_sr, new_sr)
-    up, down = new_sr // g, orig_sr // g
-    return -(-(_ZERO_CROSSINGS * max(up, down)) // up)  # ceil(half filter length / up)
-
-
-@functools.lru_cache(maxsize=16)
-def _lowpass_taps(up: int, down: int) -> np.ndarray:
-    """Anti-aliasing / anti-imaging FIR at the upsampled rate (odd length, centred)."""
-    max_rate = max(up, down)
-    taps = firwin(2 * _ZERO_CROSSINGS * max_rate + 1, _ROLLOFF / max_rate,
-                  window=("kaiser", _KAISER_BETA))
-    taps.setflags(write=False)
-    return taps
-
-
-class ResampleStream:
-    """Streaming band-limited resampling of a (C, T) signal with libsoxr (quality "VHQ").
-
-    ``process(block)`` takes the next (C, n) input samples (any n >= 0) and returns the (C, m)
-    output samples that can be computed so far; ``flush()`` ends the stream and returns the rest.
-    Whatever the block sizes, the concatenated output is the same, sample for sample, as
-    ``resample(whole, orig_sr, new_sr, backend="soxr")``, and its length is exactly
-    :func:`resampled_length` of the total input length. The filter is linear phase and centred
-    (output sample n sits at time ``n / new_sr``); it holds back a few milliseconds of output
-    until the input it needs has arrived (the stream's delay), and takes the signal as zero
-    beyond its ends. Equal rates pass the samples through.
-
-    Args:
-        orig_sr, new_sr: input and output sample rates (Hz).
-        channels: C.
-
-    Blocks are float tensors on any device; outputs are float32 on the CPU.
-    """
-
-    def __init__(self, orig_sr: int, new_sr: int, channels: int):
-        self.orig_sr = _check_rate(orig_sr, "orig_sr")
-        self.new_sr = _check_rate(new_sr, "new_sr")
-        self.channels = int(channels)
-        self.consumed = 0  # input samples received
-        self.produced = 0  # output samples returned
-        self._held = np.zeros((0, self.channels), np.float32)  # (m, C): produced beyond the cap
-        self._done = False
-        self._soxr = None
-        if self.orig_sr != self.new_sr:
-            try:
-                import soxr
-            except ImportError:  # pragma: no cover - install_requires has it
-                raise DependencyError("resampling needs python-soxr: `pip install soxr`") from None
-            self._soxr = soxr.ResampleStream(self.orig_sr, self.new_sr, self.channels,
-                                             dtype="float32", quality=SOXR_QUALITY)
-
-    def _emit(self, y: np.ndarray, cap: int) -> torch.Tensor:
-        # Never more than resampled_length(consumed) so far: the total is exact at flush.
-        if len(self._held):
-            y = np.concatenate([self._held, y])
-        take = max(0, min(len(y), cap - self.produced))
-        self._held = y[take:]
-        self.produced += take
-        return torch.from_numpy(np.ascontiguousarray(y[:take].T))  # (C, take)
-
-    def process(self, block: torch.Tensor) -> torch.Tensor:
-        """The next (C, n) input samples -> the (C, m) output samples now computable."""
-        if self._done:
-            raise RuntimeError("ResampleStream.process after flush")
-        if block.dim() != 2 or block.shape[0] != self.channels:
-            raise ValueError(f"expected a block of shape ({self.channels}, n), got {tuple(block.shape)}")
-        x = block.detach().to("cpu", torch.float32)
-        self.consumed += x.shape[-1]
-        if self._soxr is None:
-            self.produced += x.shape[-1]
-            return x.clone()
-        y = self._soxr.resample_chunk(np.ascontiguousarray(x.numpy().T))  # (m, C)
-        return self._emit(y, resampled_length(self.consumed, self.orig_sr, self.new_sr))
-
-    def flush(self) -> torch.Tensor:
-        """Ends the stream: the remaining (C, m) output samples."""
-        if self._done:
-            raise RuntimeError("ResampleStream.flush called twice")
-        self._done = True
-        if self._soxr is None:
-            return torch.zeros(self.channels, 0)
-        total = resampled_length(self.consumed, self.orig_sr, self.new_sr)
-        y = self._soxr.resample_chunk(np.zeros((0, self.channels), np.float32), last=True)
-        out = self._emit(y, total)
-        if self.produced < total:  # soxr returns exactly `total` (tested); this is a safety net
-            out = torch.cat([out, torch.zeros(self.channels, total - self.produced)], dim=-1)
-            self.produced = total
-        return out
-
-
-def _resample_soxr(wav: torch.Tensor, orig_sr: int, new_sr: int) -> torch.Tensor:
-    lead, length = wav.shape[:-1], wav.shape[-1]
-    rows = wav.detach().to("cpu", torch.float32).reshape(math.prod(lead), length)  # (rows, T)
-    stream = ResampleStream(orig_sr, new_sr, rows.shape[0])
-    out = torch.empty(rows.shape[0], resampled_length(length, orig_sr, new_sr))  # (rows, T_out)
-    done = 0
-    # Blocks of 2**18 frames: bounded scratch memory, and faster than one call (measured).
-    for t0 in range(0, length, _SOXR_BLOCK):
-        y = stream.process(rows[:, t0 : t0 + _SOXR_BLOCK])
-        out[:, done : done + y.shape[-1]] = y
-        done += y.shape[-1]
-    out[:, done:] = stream.flush()
-    return out.reshape(*lead, out.shape[-1]).to(wav.dtype).to(wav.device)
-
-
-def resample(wav: torch.Tensor, orig_sr: int, new_sr: int, backend: str = "fir") -> torch.Tensor:
-    """Band-limited resampling of a (..., T) signal from ``orig_sr`` to ``new_sr`` Hz.
-
-    ``backend="soxr"`` uses libsoxr ("VHQ"), the resampler of the separation path
-    (:class:`ResampleStream`, whose streamed output this equals); it computes in float32. The
-    rest of this docstring describes the default ``backend="fir"``, which the training data
-    (and its decode cache) uses.
-
-    Polyphase filtering (``scipy.signal.resample_poly``) by the reduced ratio
-    ``new_sr/g : orig_sr/g`` with ``g = gcd(orig_sr, new_sr)``, through a linear-phase
-    Kaiser-windowed sinc (64 zero crossings each side, cut-off at 0.95 x the lower Nyquist): flat
-    within 0.0001 dB up to 0.9 x the lower Nyquist, below -99 dB from the lower Nyquist up. The
-    filter is centred, so output sample n sits at time ``n / new_sr`` exactly like input
-    sample i at ``i / orig_sr`` (no delay); the signal is taken as zero outside [0, T).
-
-    Output length: exactly ``round(T * new_sr / orig_sr)``, halves rounded up (see
-    :func:`resampled_length`). Long signals are processed in blocks of about 2**20 input
-    frames, so the scratch memory stays some tens of MB over the output itself (a 10-minute stereo
-    track needs no more than its result).
-
-    Args:
-        wav: float tensor (..., T) (float32 or float64), any device; computed on the CPU in the
-            tensor's dtype and returned on its device. Not differentiable.
-        orig_sr: sample rate of ``wav`` (Hz).
-        new_sr: wanted sample rate (Hz).
-        backend: "fir" (default, described here) or "soxr" (libsoxr "VHQ", float32).
-
-    Returns:
-        Tensor (..., round(T * new_sr / orig_sr)). When ``orig_sr == new_sr``, ``wav`` itself.
-    """
-    orig_sr = _check_rate(orig_sr, "orig_sr")
-    new_sr = _check_rate(new_sr, "new_sr")
-    if backend not in RESAMPLE_BACKENDS:
-        raise ValueError(f"backend must be one of {RESAMPLE_BACKENDS}, got {backend!r}")
-    if orig_sr == new_sr:
-        return wav
-    if not torch.is_floating_point(wav) or wav.dtype not in (torch.float32, torch.float64):
-        raise TypeError(f"resample needs a float32 or float64 tensor, got {wav.dtype}")
-    if backend == "soxr":
-        return _resample_soxr(wav, orig_sr, new_sr)
-    g = math.gcd(orig_sr, new_sr)
-    up, down = new_sr // g, orig_sr // g
-    lead, length = wav.shape[:-1], wav.shape[-1]
-    n_out = resampled_length(length, orig_sr, new_sr)
-    x = wav.detach().to("cpu").reshape(math.prod(lead), length).numpy()  # (rows, T)
-    out = np.empty((x.shape[0], n_out), dtype=x.dtype)  # (rows, T_out)
-    taps = _lowpass_taps(up, down).astype(x.dtype)
-    half_len = (len(taps) - 1) // 2
-    # Output n is the dot product of the taps with the inputs i where |n*down - i*up| <= half_len.
-    # A block that starts at input a = m*down starts at output m*up, so with `context` input
-    # samples either side (a multiple of `down`, keeping segment starts on that grid) each block
-    # gives exactly the samples that one call over the whole signal would.
-    context = down * -(-(half_len // up + 2) // down)
-    step_in = down * max(1, _BLOCK_FRAMES // down)
-    step_out = step_in // down * up
-    for block_start in range(0, length, step_in):
-        n0 = block_start // down * up
-        n1 = min(n0 + step_out, n_out)
-        if n0 >= n1:
-            break
-        seg_start = max(block_start - context, 0)
-        seg_end = min(block_start + step_in + context, length)
-        y = resample_poly(x[:, seg_start:seg_end], up, down, axis=-1, window=taps,
-                          padtype="constant")  # (rows, T_seg_out)
-        k0 = n0 - seg_start // down * up
-        out[:, n0:n1] = y[:, k0 : k0 + n1 - n0]
-    return torch.from_numpy(out).reshape(*lead, n_out).to(wav.device)
-
-
-def _create_exclusive(path: Path) -> int:
-    # 0o666 lets the umask decide the final permissions, as for any other new file
-    # (mkstemp would leave 0o600).
-    return os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
-
-
-def write(
-    path: PathLike,
-    wav: Union[torch.Tensor, np.ndarray],
-    sample_rate: int,
-    subtype: Optional[str] = "PCM_16",
-    format: Optional[str] = None,
-    *,
-    check_finite: bool = True,
-) -> Path:
-    """Write a (C, T) signal to an audio file, atomically.
-
-    The samples go to a temporary file in the destination folder, which is flushed, fsynced and
-    renamed over ``path`` (``os.replace``): readers never see a half-written file and a failure
-    leaves any previous file untouched and no temporary file behind. Missing parent folders are
-    created.
-
-    Samples are not rescaled or clipped here, except that integer subtypes (PCM_16, PCM_24,
-    PCM_U8, ...) cannot hold values outside [-1, 1): libsndfile clips those to the integer range.
-    FLOAT/DOUBLE files keep out-of-range values. Any other clipping or normalisation policy is
-    the caller's job.
-
-    Args:
-        path: destination; its extension chooses the format unless ``format`` is given
-            (wav, flac, ogg, mp3, aiff, caf, w64, rf64, au).
-        wav: tensor or array (C, T) of float samples, full scale 1.0. CUDA tensors are copied to
-            the CPU.
-        sample_rate: Hz.
-        subtype: sample encoding: ``"PCM_16"`` (default), ``"PCM_24"``, ``"PCM_32"``,
-            ``"FLOAT"``, ``"DOUBLE"``, ``"PCM_U8"``, ``"VORBIS"`` (ogg), ``"MPEG_LAYER_III"``
-            (mp3), ... ``None`` takes the format's default. FLAC holds at most 24 bits.
-        format: soundfile format name (``"WAV"``, ``"FLAC"``, ...) overriding the extension.
-        check_finite: refuse NaN/Inf samples (they would become arbitrary integers).
-
-    Returns:
-        The written path.
-
-    Raises:
-        AudioError: bad shape, non-finite samples, unsupported extension/subtype, destination
-            folder not writable (named), or a write failure (disk full, ...).
-    """
-    p = Path(path)
-    sample_rate = _check_rate(sample_rate, "sample_rate")
-    if isinstance(wav, torch.Tensor):
-        array = wav.detach().to("cpu").numpy()
-    else:
-        array = np.asarray(wav)
-    if array.ndim != 2:
-        raise AudioError(f"write({p}) expects audio of shape (C, T), got shape {array.shape}")
-    if not np.issubdtype(array.dtype, np.floating):
-        raise AudioError(f"write({p}) expects float samples, got dtype {array.dtype}")
-    if check_finite and not _all_finite(array):
-        raise AudioError(
-            f"refusing to write {p}: the audio contains NaN or infinite samples "
-            "(pass check_finite=False to write them anyway)"
-        )
-    if format is None:
-        format = _WRITE_FORMATS.get(_extension(p))
-        if format is None:
-            raise AudioError(
-                f"cannot write {p}: unknown audio extension '{p.suffix}'; use one of "
-                + ", ".join("." + ext for ext in sorted(_WRITE_FORMATS))
-            )
-    format = format.upper()
-    if subtype is None:
-        subtype = soundfile.default_subtype(format)
-    subtype = subtype.upper()
-    if not soundfile.check_format(format, subtype):
-        raise AudioError(
-            f"cannot write {p}: subtype {subtype} is not available for format {format} "
-            f"(available: {', '.join(soundfile.available_subtypes(format))})"
-        )
-    if p.is_dir():
-        raise AudioError(f"cannot write {p}: it is an existing directory")
-
-    folder = p.parent
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise AudioError(
-            f"cannot create the output folder {folder} for {p.name}: {exc.strerror or exc}"
-        ) from None
-    tmp = folder / f".{p.name}.{uuid.uuid4().hex[:12]}.tmp"
-    try:
-        fd = _create_exclusive(tmp)
-    except OSError as exc:
-        raise AudioError(
-            f"cannot write {p.name}: the folder {folder} is not writable ({exc.strerror or exc})"
-        ) from None
-    try:
-        try:
-            # libsndfile writes through the descriptor itself. Given a Python file object it would
-            # call back into Python for every write, and cffi drops an exception raised in such a
-            # callback (a Ctrl-C among them): the write would only fail later, as an
-            # AssertionError.
-            with soundfile.SoundFile(fd, "w", samplerate=sample_rate, channels=array.shape[0],
-                                     subtype=subtype, format=format, closefd=False) as sf_out:
-                # soundfile wants (T, C) rows; converting block by block keeps the extra memory
-                # small for long signals.
-                for block_start in range(0, array.shape[1], _BLOCK_FRAMES):
-                    block = array[:, block_start : block_start + _BLOCK_FRAMES]  # (C, T_block)
-                    if block.dtype not in (np.float32, np.float64):
-                        block = block.astype(np.float32)
-                    sf_out.write(np.ascontiguousarray(block.T))  # (T_block, C)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, p)
-    except BaseException as exc:
-        try:
-            tmp.unlink()
-        except OSError:
-            pass
-        if isinstance(exc, AssertionError):  # soundfile: fewer frames written than given
-            raise AudioError(f"failed to write {p}: the samples could not all be written "
-                             "(is the disk full?)") from exc
-        if isinstance(exc, (OSError, RuntimeError, soundfile.SoundFileError)):
-            raise AudioError(f"failed to write {p}: {exc}") from exc
-        raise
-    _fsync_folder(folder)
-    return p
-
-
-def _fsync_folder(folder: Path) -> None:
-    # Makes the rename itself durable; some platforms and filesystems refuse, hence best effort.
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-# ----------------------------------------------------------------------------------------------
-# Streams: PCM from a pipe in, audio files written as the samples come
-
-
-RAW_FORMATS = {"s16le": ("<i2", 32768.0), "s24le": (None, 8388608.0), "s32le": ("<i4", 2147483648.0),
-               "f32le": ("<f4", 1.0)}
-
-
-class PcmReader:
-    """Reads PCM audio from a binary stream (a pipe, stdin, a FIFO or a file) block by block.
-
-    A stream that starts with a RIFF/WAVE header is read as wav (PCM 16/24/32-bit or 32-bit
-    float, sizes ignored so that a pipe's unknown length works); anything else needs ``raw``:
-    ``(format, sample_rate, channels)`` with format one of :data:`RAW_FORMATS` (interleaved,
-    little-endian). ``read(frames)`` returns a (C, n) float32 tensor, n < frames only at the end
-    (0 at the end). ``name`` is used in error messages.
-    """
-
-    def __init__(self, handle, raw: Optional[tuple] = None, name: str = "<stdin>"):
-        self.handle, self.name = handle, name
-        self._pending = b""
-        head = self._read_exact(12)
-        if len(head) == 12 and head[:4] == b"RIFF" and head[8:12] == b"WAVE":
-            self._parse_wav_header()
-        elif raw is None:
-            raise AudioError(f"{name}: not a wav stream (no RIFF/WAVE header); for raw PCM give its "
-                             "format, sample rate and channels (--raw-format, --rate, --in-channels)")
-        else:
-            self._pending = head
-            fmt, rate, channels = raw
-            if fmt not in RAW_FORMATS:
-                raise AudioError(f"raw format must be one of {', '.join(RAW_FORMATS)}, got {fmt!r}")
-            self.format = fmt
-            self.sample_rate = _check_rate(rate, "sample_rate")
-            if int(channels) < 1:
-                raise AudioError(f"channels must be >= 1, got {channels}")
-            self.channels = int(channels)
-        self.width = 3 if self.format == "s24le" else 4 if self.format in ("s32le", "f32le") else 2
-
-    def _read_exact(self, count: int) -> bytes:
-        parts, have = [self._pending[:count]], len(self._pending[:count])
-        self._pending = self._pending[count:]
-        while have < count:
-            chunk = self.handle.read(count - have)
-            if not chunk:
-                break
-            parts.append(chunk)
-            have += len(chunk)
-        return b"".join(parts)
-
-    def _parse_wav_header(self) -> None:
-        fmt = None
-        while True:
-            chunk = self._read_exact(8)
-            if len(chunk) < 8:
-                raise AudioError(f"{self.name}: wav stream ends before its audio data")
-            cid, size = chunk[:4], int.from_bytes(chunk[4:], "little")
-            if cid == b"fmt ":
-                body = self._read_exact(size + (size & 1))
-                tag, channels, rate = struct.unpack_from("<HHI", body, 0)
-                (bits,) = struct.unpack_from("<H", body, 14)
-                if tag == 0xFFFE and len(body) >= 26:  # WAVE_FORMAT_EXTENSIBLE: the sub-format
-                    (tag,) = struct.unpack_from("<H", body, 24)
-                formats = {(1, 16): "s16le", (1, 24): "s24le", (1, 32): "s32le", (3, 32): "f32le"}
-                fmt = formats.get((tag, bits))
-                if fmt is None:
-                    raise AudioError(f"{self.name}: wav encoding (format {tag}, {bits} bits) is not "
-                                     "supported on a stream: use 16/24/32-bit PCM or 32-bit float")
-                self.format, self.sample_rate, self.channels = fmt, _check_rate(rate, "sample_rate"), channels
-            elif cid == b"data":
-                if fmt is None:
-                    raise AudioError(f"{self.name}: wav stream has no fmt chunk before its data")
-                return
-            else:
-                self._read_exact(size + (size & 1))
-
-    def read(self, frames: int) -> torch.Tensor:
-        """Up to ``frames`` frames -> (C, n) float32 (n < frames only at the end of the stream)."""
-        frame_bytes = self.width * self.channels
-        data = self._read_exact(frames * frame_bytes)
-        data = data[: len(data) // frame_bytes * frame_bytes]  # a torn last frame is dropped
-        if self.format == "s24le":
-            b = np.frombuffer(data, np.uint8).reshape(-1, 3).astype(np.int32)
-            values = (b[:, 0] | (b[:, 1] << 8) | (b[:, 2] << 16)) << 8 >> 8  # sign-extend 24 bits
-            x = values.astype(np.float32) / RAW_FORMATS["s24le"][1]
-        else:
-            dtype, scale = RAW_FORMATS[self.format]
-            x = np.frombuffer(data, dtype).astype(np.float32)
-            if scale != 1.0:
-                x /= scale
-        return torch.from_numpy(np.ascontiguousarray(x.reshape(-1, self.channels).T))  # (C, n)
-
-
-class StreamWriter:
-    """Writes a (C, T) signal to an audio file block by block, atomically: the samples go to a
-    temporary file in the destination folder, renamed over ``path`` by :meth:`close`;
-    :meth:`abort` (or an exception inside ``with``) removes it and leaves ``path`` untouched.
-    Subtypes and formats as for :func:`write`; non-finite samples are refused."""
-
-    def __init__(self, path: PathLike, sample_rate: int, channels: int, subtype: str = "PCM_16"):
-        self.path = Path(path)
-        fmt = _WRITE_FORMATS.get(_extension(self.path))
-        if fmt is None:
-            raise AudioError(f"cannot write {self.path}: unknown audio extension '{self.path.suffix}'")
-        if not soundfile.check_format(fmt, subtype):
-            raise AudioError(f"cannot write {self.path}: subtype {subtype} is not available for {fmt}")
-        folder = self.path.parent
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-            self.tmp = folder / f".{self.path.name}.{uuid.uuid4().hex[:12]}.tmp"
-            self._fd = _create_exclusive(self.tmp)
-        except OSError as exc:
-            raise AudioError(f"cannot write {self.path}: {exc.strerror or exc}") from None
-        self._handle = os.fdopen(self._fd, "w+b")
-        self._sf = soundfile.SoundFile(self._handle, "w", samplerate=_check_rate(sample_rate, "sample_rate"),
-                                       channels=int(channels), subtype=subtype, format=fmt)
-        self.frames = 0
-
-    def write(self, wav: torch.Tensor) -> None:
-        """Appends (C, n) float samples."""
-        array = wav.detach().to("cpu", torch.float32).numpy()
-        if not _all_finite(array):
-            raise AudioError(f"refusing to write {self.path}: the audio contains NaN or infinite samples")
-        if array.shape[-1]:
-            self._sf.write(np.ascontiguousarray(array.T))
-            self.frames += array.shape[-1]
-
-    def close(self) -> Path:
-        """Finishes the file and renames it into place."""
-        try:
-            self._sf.close()
-            self._handle.flush()
-            os.fsync(self._handle.fileno())
-            self._handle.close()
-            os.replace(self.tmp, self.path)
-        except BaseException:
-            self.abort()
-            raise
-        _fsync_folder(self.path.parent)
-        return self.path
-
-    def abort(self) -> None:
-        """Drops the temporary file."""
-        for close in (self._sf.close, self._handle.close):
-            try:
-                close()
-            except Exception:
-                pass
-        try:
-            self.tmp.unlink()
-        except OSError:
-            pass
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, kind, value, tb):
-        if kind is None:
-            self.close()
-        else:
-            self.abort()
