@@ -154,10 +154,10 @@ def test_plan_windows():
 
 @pytest.mark.parametrize("rate", [44100, 48000, 16000])
 def test_resampled_path_equals_whole_signal_resampling(rate, monkeypatch):
-    import wavesep.apply as apply_module
+    import wavesep.tiling as tiling_module
 
     # Small rolling blocks so that several blocks are stitched.
-    monkeypatch.setattr(apply_module, "_INPUT_BLOCK", 700)
+    monkeypatch.setattr(tiling_module, "_INPUT_BLOCK", 700)
     model = make_model(output="direct")
     length = 9000
     mix = noise(2, 2, length)
@@ -352,14 +352,14 @@ def test_cuda_matches_cpu(batch_size):
 
 
 def test_auto_precision_follows_native_bfloat16(monkeypatch):
-    import wavesep.apply as apply_module
+    import wavesep.devices as devices_module
     from wavesep.apply import native_bfloat16, resolve_precision
 
-    monkeypatch.setattr(apply_module, "_cpu_flags", lambda: frozenset({"avx512f", "avx512_bf16"}))
+    monkeypatch.setattr(devices_module, "_cpu_flags", lambda: frozenset({"avx512f", "avx512_bf16"}))
     assert native_bfloat16("cpu") and resolve_precision("auto", "cpu") == "bfloat16"
-    monkeypatch.setattr(apply_module, "_cpu_flags", lambda: frozenset({"amx_bf16"}))
+    monkeypatch.setattr(devices_module, "_cpu_flags", lambda: frozenset({"amx_bf16"}))
     assert resolve_precision("auto", "cpu") == "bfloat16"
-    monkeypatch.setattr(apply_module, "_cpu_flags", lambda: frozenset({"avx2", "avx512f"}))
+    monkeypatch.setattr(devices_module, "_cpu_flags", lambda: frozenset({"avx2", "avx512f"}))
     assert not native_bfloat16("cpu") and resolve_precision("auto", "cpu") is None
     assert resolve_precision("float32", "cpu") is None and resolve_precision(None, "cpu") is None
     assert resolve_precision("bfloat16", "cpu") == "bfloat16"

@@ -26,14 +26,15 @@ mixture's own sample rate, channel count and length:
   their own stream and overlap with the computation, and float16 / bfloat16 autocast is
   available.
 
+The tile plan and the rolling resampling buffers live in :mod:`wavesep.tiling`; devices, precision
+and the batch runners in :mod:`wavesep.devices`. Their public names are importable from here too.
+
 The model is never modified: it is used in eval mode under ``torch.inference_mode`` and its
 training flag is restored; if it lives on another device a copy is moved instead.
 """
 
 from __future__ import annotations
 
-import contextlib
-import copy
 import math
 from dataclasses import dataclass
 from typing import Callable, Optional, Sequence
@@ -42,218 +43,39 @@ import torch
 from torch import Tensor
 
 from . import audio
+from .devices import (  # noqa: F401 (_autocast, _cpu_flags: used via wavesep.apply)
+    PRECISIONS,
+    _auto_cuda_batch,
+    _autocast,
+    _cpu_flags,
+    _CpuRunner,
+    _CudaRunner,
+    _placed,
+    native_bfloat16,
+    resolve_device,
+    resolve_precision,
+)
 from .errors import AudioError, ModelError
 from .model import WaveUNet
 from .postfilter import POSTFILTERS, RatioMaskStream
+from .tiling import (  # noqa: F401
+    DEFAULT_SEGMENT_SECONDS,
+    TilePlan,
+    _InputStream,
+    _OutputStream,
+    plan_tiles,
+    receptive_margin,
+)
 
-DEFAULT_SEGMENT_SECONDS = 10.0
 CLIP_MODES = ("none", "clamp", "rescale")
-PRECISIONS = (None, "auto", "float32", "float16", "bfloat16")
 # "split" (each input channel separated on its own) is added to the policies of wavesep.audio.
 CHANNEL_POLICIES = tuple(audio.CHANNEL_POLICIES) + ("split",)
 
 # Samples per step of the element-wise passes over whole tracks (finite check, clipping): keeps
 # their temporaries small whatever the length.
 _PASS_BLOCK = 1 << 18
-# Input-rate samples resampled at once for the rolling input buffer.
-_INPUT_BLOCK = 1 << 17
-# Fraction of the free CUDA memory an automatically sized batch may take.
-_CUDA_MEMORY_FRACTION = 0.6
-_CUDA_MAX_AUTO_BATCH = 64
 
 ProgressFn = Callable[[float], None]
-
-
-# ---------------------------------------------------------------------------------- tile plan
-
-
-@dataclass(frozen=True)
-class TilePlan:
-    """How a signal of ``length`` samples (at the model's rate) is cut into model windows.
-
-    Window i reads input samples ``[starts[i], starts[i] + input_length)`` of the signal
-    (zeros outside ``[0, length)``) and its output sample k is signal sample
-    ``starts[i] + lead + k``; it contributes its output samples ``keeps[i] = (k0, k1)``.
-    Consecutive windows' kept ranges are contiguous and together cover ``[0, length)``.
-
-    Attributes:
-        length: signal length T (samples).
-        input_length: window input length (a valid model input length).
-        output_length: window output length.
-        hop: distance between window starts, a multiple of the model's stride (interior windows).
-        lead: offset of output sample 0 relative to input sample 0 (the left context, or 0 for
-            "same"-convolution models).
-        starts, keeps: per window, as above.
-    """
-
-    length: int
-    input_length: int
-    output_length: int
-    hop: int
-    lead: int
-    starts: tuple
-    keeps: tuple
-
-    @property
-    def num_windows(self) -> int:
-        return len(self.starts)
-
-
-def _ceil_div(a: int, b: int) -> int:
-    return -(-a // b)
-
-
-def receptive_margin(model: WaveUNet) -> int:
-    """Samples of input a "same"-convolution model's output sample depends on, each side.
-
-    Taken from the context of the same network with valid convolutions (its receptive field),
-    plus one stride for the decimation phases, rounded up to a multiple of the stride.
-    """
-    cfg = model.config.replace(conv_mode="valid")
-    with torch.device("meta"):
-        valid = WaveUNet(cfg)
-    reach = max(valid.context) + model.stride
-    return _ceil_div(reach, model.stride) * model.stride
-
-
-def plan_tiles(model: WaveUNet, length: int, segment_seconds: float = DEFAULT_SEGMENT_SECONDS) -> TilePlan:
-    """The windows :func:`separate` uses for a signal of ``length`` samples at the model's rate.
-
-    ``segment_seconds`` bounds the output window (seconds at the model's rate); the input window
-    adds the model's context. The hop is balanced so that all windows do similar work, and it is a
-    multiple of ``model.stride``, which makes the tiled result equal one whole-signal pass.
-    """
-    length = int(length)
-    if length < 0:
-        raise ValueError(f"length must be >= 0, got {length}")
-    if not segment_seconds > 0 or not math.isfinite(segment_seconds):
-        raise ValueError(f"segment_seconds must be finite and > 0, got {segment_seconds}")
-    stride = model.stride
-    segment = max(1, int(round(segment_seconds * model.sample_rate)))
-    hop_max = max(stride, segment // stride * stride)
-    if length == 0:
-        w_in = model.input_length(1)
-        return TilePlan(0, w_in, model.output_length(w_in), hop_max, 0, (), ())
-    count = _ceil_div(length, hop_max)
-    # Balanced hop: no window is left with a sliver of work. Still <= hop_max.
-    hop = _ceil_div(_ceil_div(length, count), stride) * stride
-
-    if model.config.conv_mode == "valid":
-        lead = model.context[0]
-        w_in = model.input_length(hop)
-        starts = tuple(i * hop - lead for i in range(count))
-        keeps = tuple((0, min(hop, length - i * hop)) for i in range(count))
-        return TilePlan(length, w_in, model.output_length(w_in), hop, lead, starts, keeps)
-
-    # "same" convolutions: the whole-signal pass runs over the signal zero-padded to a multiple
-    # of the stride; each window reads `margin` more on both sides (clamped to that padded
-    # signal, whose edges then coincide with the window's) and keeps its interior.
-    margin = receptive_margin(model)
-    padded = _ceil_div(length, stride) * stride
-    width = hop + 2 * margin
-    if padded <= width:
-        return TilePlan(length, padded, padded, padded, 0, (0,), ((0, length),))
-    starts, keeps = [], []
-    for i in range(count):
-        d0, d1 = i * hop, min((i + 1) * hop, length)
-        a = min(max(d0 - margin, 0), padded - width)
-        starts.append(a)
-        keeps.append((d0 - a, d1 - a))
-    return TilePlan(length, width, width, hop, 0, tuple(starts), tuple(keeps))
-
-
-# ---------------------------------------------------------------------------------- resampling
-
-
-class _InputStream:
-    """One item's mixture at the model's rate, served window by window from a rolling buffer.
-
-    The mixture goes through a :class:`wavesep.audio.ResampleStream` in order, so the model-rate
-    signal is the same whatever the windows (the streamed resampler equals its one-shot call).
-    """
-
-    def __init__(self, mix: Tensor, sample_rate: int, model_rate: int, length: int):
-        self.mix = mix  # (C_m, T) at the input rate
-        self.length = length  # model-rate length
-        self.resampler = None
-        if sample_rate != model_rate:
-            self.resampler = audio.ResampleStream(sample_rate, model_rate, mix.shape[0])
-        self.fed = 0  # input-rate samples given to the resampler
-        self.buf = mix.new_zeros(mix.shape[0], 0)
-        self.b0 = 0
-
-    def _ensure(self, lo: int, hi: int) -> None:
-        """Makes the buffer hold model-rate samples [lo, hi); requests must not go backwards."""
-        b1 = self.b0 + self.buf.shape[-1]
-        if lo < self.b0:
-            raise RuntimeError("windows must be requested in increasing order")
-        pieces = [self.buf]
-        while b1 < hi:
-            if self.fed < self.mix.shape[-1]:
-                chunk = self.mix[:, self.fed : self.fed + _INPUT_BLOCK]
-                self.fed += chunk.shape[-1]
-                new = self.resampler.process(chunk)
-            else:
-                new = self.resampler.flush()
-                if b1 + new.shape[-1] < hi:
-                    raise RuntimeError("the resampled mixture is shorter than planned")
-            pieces.append(new)
-            b1 += new.shape[-1]
-        buf = torch.cat(pieces, dim=-1) if len(pieces) > 1 else self.buf  # samples [b0, b1)
-        self.buf = buf[:, lo - self.b0 :]
-        self.b0 = lo
-
-    def fill(self, dst: Tensor, start: int) -> None:
-        """Writes model-rate samples [start, start + W) into ``dst`` (C_m, W), zeros outside."""
-        width = dst.shape[-1]
-        lo, hi = max(start, 0), min(start + width, self.length)
-        if hi <= lo:
-            dst.zero_()
-            return
-        dst[:, : lo - start].zero_()
-        dst[:, hi - start :].zero_()
-        if self.resampler is None:
-            dst[:, lo - start : hi - start].copy_(self.mix[:, lo:hi])
-            return
-        self._ensure(lo, hi)
-        dst[:, lo - start : hi - start].copy_(self.buf[:, lo - self.b0 : hi - self.b0])
-
-    def close(self) -> None:
-        self.buf = self.mix[:, :0]
-
-
-class _OutputStream:
-    """One item's estimates: model-rate windows in, input-rate samples written to the output."""
-
-    def __init__(self, write: Callable[[Tensor, int], None], model_rate: int, sample_rate: int,
-                 model_length: int, length: int, sources: int, channels: int):
-        self.write = write  # write(stems (S, C_m, L), t0) at the input rate
-        self.model_length = model_length
-        self.length = length
-        self.shape = (sources, channels)
-        self.resampler = None
-        if model_rate != sample_rate:
-            self.resampler = audio.ResampleStream(model_rate, sample_rate, sources * channels)
-        self.r1 = 0  # model-rate samples received so far
-        self.emitted = 0  # input-rate samples written so far
-
-    def push(self, stems: Tensor, t0: int) -> None:
-        """Model-rate estimates (S, C_m, L) for samples [t0, t0 + L), in order."""
-        if t0 != self.r1:
-            raise RuntimeError(f"windows out of order: got {t0}, expected {self.r1}")
-        self.r1 = t0 + stems.shape[-1]
-        if self.resampler is None:
-            self.write(stems, t0)
-            return
-        new = [self.resampler.process(stems.reshape(-1, stems.shape[-1]))]  # (S * C_m, L')
-        if self.r1 >= self.model_length:
-            new.append(self.resampler.flush())
-        for block in new:
-            # Past the end of the resampled signal the output stays zero (one sample at most).
-            block = block[:, : max(0, self.length - self.emitted)]
-            if block.shape[-1]:
-                self.write(block.reshape(*self.shape, -1), self.emitted)  # (S, C_m, L')
-                self.emitted += block.shape[-1]
 
 
 # ---------------------------------------------------------------------------------- channels
@@ -309,172 +131,6 @@ def _plan_channels(mix: Tensor, model_channels: int, policy: str) -> tuple:
     )
 
 
-# ---------------------------------------------------------------------------------- devices
-
-
-def resolve_device(device) -> torch.device:
-    """"auto" -> CUDA when available, else CPU; otherwise ``torch.device(device)``."""
-    if device is None or device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError) as exc:
-        raise ValueError(f"unknown device {device!r}: use 'auto', 'cpu' or 'cuda' ({exc})") from None
-    if dev.type not in ("cpu", "cuda"):
-        raise ValueError(f"device {device!r} is not supported; use 'auto', 'cpu' or 'cuda'")
-    if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ValueError(f"device {device!r} was asked for but CUDA is not available; use 'cpu' or 'auto'")
-        if dev.index is None:
-            dev = torch.device("cuda", torch.cuda.current_device())
-    return dev
-
-
-def _cpu_flags() -> frozenset:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("flags"):
-                    return frozenset(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return frozenset()
-
-
-def native_bfloat16(device) -> bool:
-    """Whether ``device`` computes bfloat16 natively: a CPU with AVX-512 BF16 or AMX-BF16 (read
-    from /proc/cpuinfo, so False off Linux), or a CUDA device that supports bfloat16."""
-    dev = torch.device(device)
-    if dev.type == "cuda":
-        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
-    if dev.type == "cpu":
-        return bool({"avx512_bf16", "amx_bf16"} & _cpu_flags())
-    return False
-
-
-def resolve_precision(precision: Optional[str], device) -> Optional[str]:
-    """The autocast dtype name :func:`separate` uses: None for float32 (None, "float32", or "auto"
-    where bfloat16 is not native), "bfloat16" for "auto" on :func:`native_bfloat16` devices,
-    otherwise ``precision`` itself. ValueError for unknown names.
-
-    Why "auto" may take bfloat16: on CPUs with native bfloat16 the network runs about 1.7x
-    faster and the vocals SDR changed by less than 0.05 dB on the measured songs
-    (benchmarks/bench_precision.py, figures in benchmarks/RESULTS.md).
-    """
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
-    if precision == "auto":
-        return "bfloat16" if native_bfloat16(device) else None
-    return None if precision == "float32" else precision
-
-
-@contextlib.contextmanager
-def _placed(model: WaveUNet, device: torch.device):
-    """The model on ``device`` in eval mode; the caller's model is left as it was."""
-    params = list(model.parameters()) + list(model.buffers())
-    on_device = all(p.device == device for p in params)
-    if not on_device:
-        yield copy.deepcopy(model).to(device).eval()
-        return
-    was_training = model.training
-    model.eval()
-    try:
-        yield model
-    finally:
-        model.train(was_training)
-
-
-def _autocast(device: torch.device, precision: Optional[str]):
-    if precision in (None, "float32"):
-        return contextlib.nullcontext()
-    dtype = torch.float16 if precision == "float16" else torch.bfloat16
-    return torch.autocast(device_type=device.type, dtype=dtype)
-
-
-class _CpuRunner:
-    """Runs batches synchronously on the CPU (with torch's own thread settings)."""
-
-    def __init__(self, model, channels: int, width: int, batch_size: int, dtype, precision):
-        self.model = model
-        self.buf = torch.empty(batch_size, channels, width, dtype=dtype)  # (B, C_m, W_in)
-        self.precision = precision
-
-    def submit(self, fills: Sequence[Callable[[Tensor], None]]):
-        for j, fill in enumerate(fills):
-            fill(self.buf[j])
-        with torch.inference_mode(), _autocast(torch.device("cpu"), self.precision):
-            return self.model(self.buf[: len(fills)]).float()  # (B, S, C_m, W_out)
-
-    def finish(self, handle) -> Tensor:
-        return handle
-
-
-class _CudaRunner:
-    """Double-buffered CUDA pipeline.
-
-    While the GPU computes batch k, the host fills the pinned buffer of batch k + 1, whose
-    host-to-device copy runs on a separate stream, and scatters the results of batch k - 1.
-    """
-
-    def __init__(self, model, channels: int, width: int, out_width: int, sources: int,
-                 batch_size: int, dtype, precision, device):
-        self.model, self.device, self.precision = model, device, precision
-        shape_in = (batch_size, channels, width)
-        shape_out = (batch_size, sources, channels, out_width)
-        self.host_in = [torch.empty(shape_in, dtype=dtype, pin_memory=True) for _ in range(2)]
-        self.host_out = [torch.empty(shape_out, pin_memory=True) for _ in range(2)]
-        self.dev_in = [torch.empty(shape_in, dtype=dtype, device=device) for _ in range(2)]
-        self.copy_stream = torch.cuda.Stream(device)
-        self.compute_stream = torch.cuda.current_stream(device)
-        self.copied = [None, None]  # host_in[slot] -> dev_in[slot] done
-        self.consumed = [None, None]  # the model has read dev_in[slot]
-        self.slot = 0
-
-    def submit(self, fills):
-        slot, nb = self.slot, len(fills)
-        self.slot = 1 - slot
-        if self.copied[slot] is not None:
-            self.copied[slot].synchronize()  # host_in[slot] may be overwritten
-        for j, fill in enumerate(fills):
-            fill(self.host_in[slot][j])
-        with torch.cuda.stream(self.copy_stream):
-            if self.consumed[slot] is not None:
-                self.copy_stream.wait_event(self.consumed[slot])
-            self.dev_in[slot][:nb].copy_(self.host_in[slot][:nb], non_blocking=True)
-            self.copied[slot] = torch.cuda.Event()
-            self.copied[slot].record(self.copy_stream)
-        self.compute_stream.wait_event(self.copied[slot])
-        with torch.inference_mode(), _autocast(self.device, self.precision):
-            y = self.model(self.dev_in[slot][:nb])  # (B, S, C_m, W_out)
-        self.consumed[slot] = torch.cuda.Event()
-        self.consumed[slot].record(self.compute_stream)
-        self.host_out[slot][:nb].copy_(y.float(), non_blocking=True)
-        done = torch.cuda.Event()
-        done.record(self.compute_stream)
-        return slot, nb, done
-
-    def finish(self, handle) -> Tensor:
-        slot, nb, done = handle
-        done.synchronize()
-        return self.host_out[slot][:nb]
-
-
-def _auto_cuda_batch(model, channels: int, width: int, dtype, precision, device, limit: int) -> int:
-    """The largest batch that fits in a fraction of the free GPU memory, by measuring one window."""
-    torch.cuda.synchronize(device)
-    torch.cuda.empty_cache()
-    torch.cuda.reset_peak_memory_stats(device)
-    base = torch.cuda.memory_allocated(device)
-    probe = torch.zeros(1, channels, width, dtype=dtype, device=device)
-    with torch.inference_mode(), _autocast(device, precision):
-        model(probe)
-    per_window = max(1, torch.cuda.max_memory_allocated(device) - base)
-    del probe
-    torch.cuda.empty_cache()
-    free, _ = torch.cuda.mem_get_info(device)
-    # The two pinned/device input buffers and outputs are included in the per-window figure.
-    fit = int(_CUDA_MEMORY_FRACTION * free // per_window)
-    return max(1, min(fit, limit, _CUDA_MAX_AUTO_BATCH))
 
 
 # ---------------------------------------------------------------------------------- clipping
