@@ -167,6 +167,8 @@ class LinearUpsample(nn.Module):
     repeats v_{T-1} (the signal is held beyond its end).
     """
 
+    fixed_midpoint = True  # the weight is the constant 0.5 (decided by class, not by reading it)
+
     def __init__(self, mode: str = "valid"):
         super().__init__()
         self.mode = _check_mode(mode)
@@ -204,12 +206,12 @@ class LinearUpsample(nn.Module):
         nxt = x[..., 1:]
         out[..., 0::2][..., :t] = x  # the originals: even positions
         odd = out[..., 1::2][..., : t - 1]  # inserted samples between originals
-        w = self.weights(x)
-        if w.dim() == 0 and float(w) == 0.5:
+        if self.fixed_midpoint:
             # (a + b) / 2: scaling by a power of two is exact, so this equals 0.5 a + 0.5 b.
             torch.add(x[..., :-1], nxt, out=odd)
             odd.mul_(0.5)
         else:
+            w = self.weights(x)
             torch.mul(x[..., :-1], w, out=odd)
             odd.add_((1 - w) * nxt)
         if self.mode == "same":
@@ -221,6 +223,8 @@ class LearnedUpsample(LinearUpsample):
     w = sigmoid(p_f), one learned parameter p_f per feature channel (Wave-U-Net's "learned"
     upsampling). ``p = 0`` (the initial value) gives w = 0.5, i.e. linear interpolation.
     """
+
+    fixed_midpoint = False
 
     def __init__(self, channels: int, mode: str = "valid"):
         super().__init__(mode)
@@ -334,7 +338,9 @@ class UpBlock(nn.Module):
         return self.upsample.input_length(conv_input_length(n, self.kernel_size, self.mode))
 
     def forward(self, x: Tensor, skip: Tensor) -> Tensor:
-        if torch.is_grad_enabled():
+        if torch.is_grad_enabled() or torch.compiler.is_compiling():
+            # (Under torch.compile the compiler fuses these copies itself, and the in-place
+            # writes below would split its graph.)
             x = self.upsample(x)  # (B, F_in, T_up)
             x = crop_and_concat(skip, x)  # (B, F_skip + F_in, T_up)
             return self.act(self.conv(x))  # (B, F_out, T_out)
