@@ -106,3 +106,29 @@ def test_config_from_value_and_validation():
     with pytest.raises(ValueError, match="sign_flip_prob"):
         AugmentConfig(sign_flip_prob=2.0)
     assert AugmentConfig.from_value(AugmentConfig().to_dict()) == AugmentConfig()
+
+
+def test_random_level_sets_the_mixture_rms_to_a_drawn_level():
+    stems = _stems()
+    levels = []
+    for seed in range(200):
+        out = aug.random_level(stems.copy(), np.random.default_rng(seed), -40.0, -10.0)
+        ratios = out / stems  # one factor for all stems
+        assert np.allclose(ratios, ratios[0, 0, 0], rtol=1e-5)
+        levels.append(10 * np.log10(np.mean(np.square(out.sum(axis=0), dtype=np.float64))))
+        # The drawn level is the first draw of the generator, U(-40, -10): recompute it here.
+        assert abs(levels[-1] - np.random.default_rng(seed).uniform(-40.0, -10.0)) < 1e-3
+    assert -40.0 <= min(levels) < -37.0 and -13.0 < max(levels) <= -10.0
+
+
+def test_random_level_leaves_silence_alone_and_config_validates_the_range():
+    silent = np.zeros((4, 2, 100), dtype=np.float32)
+    assert np.array_equal(aug.random_level(silent.copy(), np.random.default_rng(0)), silent)
+    with pytest.raises(ValueError, match="level_low_db"):
+        AugmentConfig(level=True, level_low_db=-10.0, level_high_db=-20.0)
+    with pytest.raises(ValueError, match="level_low_db"):
+        AugmentConfig(level=True, level_low_db=-10.0, level_high_db=3.0)
+    cfg = AugmentConfig(level=True, level_low_db=-30.0, level_high_db=-20.0)
+    out = aug.apply(_stems(), np.random.default_rng(5), cfg)
+    level = 10 * np.log10(np.mean(np.square(out.sum(axis=0), dtype=np.float64)))
+    assert -30.0 <= level <= -20.0

@@ -643,3 +643,18 @@ def test_a_run_removes_the_temporaries_a_killed_run_left(tmp_path):
     model = _model()
     train(model, *_data(model), run, _config(max_steps=1))
     assert not any(p.exists() for p in stale) and mine.exists()
+
+
+def test_level_range_option_reaches_the_augmentation():
+    from wavesep.data import AugmentConfig
+    from wavesep.training.cli import augment_config, parse_args
+
+    args, _ = parse_args(["--synthetic", "corpus", "--out", "run", "--preset", "tiny", "--level-range", "-40", "-10"])
+    cfg = augment_config(args)
+    assert isinstance(cfg, AugmentConfig)
+    assert cfg.level and (cfg.level_low_db, cfg.level_high_db) == (-40.0, -10.0)
+    args, _ = parse_args(["--synthetic", "corpus", "--out", "run", "--preset", "tiny"])
+    assert augment_config(args) is True  # the defaults: no level augmentation
+    assert not AugmentConfig().level
+    args, _ = parse_args(["--synthetic", "corpus", "--out", "run", "--no-augment", "--level-range", "-40", "-10"])
+    assert augment_config(args) is False

@@ -12,6 +12,9 @@ augmented stems, so the mixture always equals the sum of the targets.
 - :func:`swap_channels`: each stem's left and right channels exchanged with probability p.
 - :func:`flip_sign`: each stem multiplied by -1 with probability p.
 - :func:`remix`: each stem taken from an independently drawn track and position.
+- :func:`random_level`: all stems scaled by one factor that brings the mixture to an RMS level
+  drawn from U(low, high) dBFS (released songs range from about -35 to -8 dBFS RMS; a network
+  trained at one level is level-dependent).
 
 :class:`AugmentConfig` switches them on and off; :func:`apply` runs the enabled in-place ones in a
 fixed order (the order of the RNG draws is part of the determinism contract).
@@ -38,6 +41,9 @@ class AugmentConfig:
         sign_flip: multiply each stem by -1 with probability ``sign_flip_prob``.
         remix: with probability ``remix_prob`` build the window from stems of independently drawn
             tracks and positions (each stem from its own random track) instead of one track.
+        level: scale the whole window (all stems by one factor) so that the mixture's RMS level is
+            drawn from U(``level_low_db``, ``level_high_db``) dBFS; windows with a silent mixture
+            are left as they are.
         production: with probability ``production_prob`` run the production chain of
             :mod:`wavesep.data.production` (vocal chain, instrument colour, bus compression, limiting
             and loudness) on the window's stems, after the other augmentations.
@@ -52,11 +58,17 @@ class AugmentConfig:
     sign_flip_prob: float = 0.5
     remix: bool = False
     remix_prob: float = 1.0
+    level: bool = False
+    level_low_db: float = -40.0
+    level_high_db: float = -10.0
     production: bool = False
     production_prob: float = 0.75
 
     def __post_init__(self):
         problems = []
+        if not self.level_low_db <= self.level_high_db <= 0.0:
+            problems.append(f"need level_low_db <= level_high_db <= 0 dBFS, got {self.level_low_db}, "
+                            f"{self.level_high_db}")
         if not 0.0 <= self.gain_low <= self.gain_high:
             problems.append(f"need 0 <= gain_low <= gain_high, got {self.gain_low}, {self.gain_high}")
         for name in ("channel_swap_prob", "sign_flip_prob", "remix_prob", "production_prob"):
@@ -69,7 +81,7 @@ class AugmentConfig:
     @classmethod
     def none(cls) -> "AugmentConfig":
         """No augmentation at all (the mixture file is then used where a track has one)."""
-        return cls(gain=False, channel_swap=False, sign_flip=False, remix=False, production=False)
+        return cls(gain=False, channel_swap=False, sign_flip=False, remix=False, level=False, production=False)
 
     @classmethod
     def paper(cls) -> "AugmentConfig":
@@ -79,7 +91,7 @@ class AugmentConfig:
     @property
     def enabled(self) -> bool:
         """Whether any augmentation is switched on."""
-        return self.gain or self.channel_swap or self.sign_flip or self.remix or self.production
+        return self.gain or self.channel_swap or self.sign_flip or self.remix or self.level or self.production
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -141,6 +153,22 @@ def flip_sign(stems: np.ndarray, rng: np.random.Generator, prob: float = 0.5) ->
     return stems
 
 
+def random_level(stems: np.ndarray, rng: np.random.Generator, low_db: float = -40.0,
+                 high_db: float = -10.0) -> np.ndarray:
+    """Scales all stems by one factor so that their sum (the mixture) has an RMS level drawn from
+    U(low_db, high_db) dBFS (0 dBFS: RMS 1), in place. The RNG is drawn (one value) even when
+    the mixture is silent, which is then left unchanged.
+
+    Args:
+        stems: (S_all, C, T) float array, modified in place and returned.
+    """
+    target_db = rng.uniform(low_db, high_db)
+    rms = float(np.sqrt(np.mean(np.square(stems.sum(axis=0), dtype=np.float64))))
+    if rms > 1e-7:
+        stems *= np.asarray(10.0 ** (target_db / 20.0) / rms, dtype=stems.dtype)
+    return stems
+
+
 def remix(rng: np.random.Generator, num_stems: int, draw_stem: Callable[[np.random.Generator, int], np.ndarray]) -> np.ndarray:
     """Builds a window whose stems come from independently drawn tracks and positions.
 
@@ -157,7 +185,7 @@ def remix(rng: np.random.Generator, num_stems: int, draw_stem: Callable[[np.rand
 
 
 def apply(stems: np.ndarray, rng: np.random.Generator, config: AugmentConfig) -> np.ndarray:
-    """Runs the enabled in-place augmentations of ``config`` (gain, channel swap, sign flip).
+    """Runs the enabled in-place augmentations of ``config`` (gain, channel swap, sign flip, level).
 
     :func:`remix` is not run here: it decides where the stems are read from, so the dataset calls
     it before reading (see :meth:`wavesep.data.TrainWindows.__getitem__`).
@@ -171,4 +199,6 @@ def apply(stems: np.ndarray, rng: np.random.Generator, config: AugmentConfig) ->
         swap_channels(stems, rng, config.channel_swap_prob)
     if config.sign_flip:
         flip_sign(stems, rng, config.sign_flip_prob)
+    if config.level:
+        random_level(stems, rng, config.level_low_db, config.level_high_db)
     return stems

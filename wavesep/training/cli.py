@@ -27,7 +27,7 @@ from .loop import train
 
 
 _RUN_DEFINING = ("preset", "task", "sources", "seed", "batch_size", "lr", "epoch_iterations", "output_samples",
-                 "output_seconds", "augment", "remix", "production", "finetune_batch_size", "finetune_lr", "is_wav", "init_from")
+                 "output_seconds", "augment", "remix", "production", "level_range", "finetune_batch_size", "finetune_lr", "is_wav", "init_from")
 
 # Options of one invocation: a resumed run takes them from its own command line (or defaults).
 # (--threads is not one: a resumed run reuses the run's thread count unless told otherwise, since
@@ -37,7 +37,7 @@ _PER_INVOCATION = ("max_steps", "max_minutes", "device", "progress")
 _DEFAULTS = {
     "preset": "M4", "task": None, "sources": None, "out": None, "resume": None, "device": "auto",
     "output_samples": None, "output_seconds": None, "is_wav": False, "cache_dir": None,
-    "valid_windows": None, "augment": True, "remix": False, "production": False, "seed": 0, "batch_size": 16, "lr": 1e-4,
+    "valid_windows": None, "augment": True, "remix": False, "production": False, "level_range": None, "seed": 0, "batch_size": 16, "lr": 1e-4,
     "epoch_iterations": 2000, "patience": 20, "max_epochs": None, "finetune": True,
     "finetune_batch_size": 32, "finetune_lr": 1e-5, "finetune_patience": 20,
     "finetune_max_epochs": None, "valid_batch_size": None, "valid_tracks": 3,
@@ -72,6 +72,10 @@ def build_parser() -> argparse.ArgumentParser:
                       help="with --augment, also run the production chain of wavesep.data.production on 75%% of "
                       "the windows: vocal EQ/compression/reverb/echo, instrument colour and saturation, "
                       "bus compression, limiting and loudness (default: off)")
+    data.add_argument("--level-range", type=float, nargs=2, metavar=("LOW", "HIGH"),
+                      help="with --augment, scale each window so that its mixture's RMS level is drawn from "
+                      "U(LOW, HIGH) dBFS, e.g. -40 -10: real records range from about -35 to -8 dBFS, and a "
+                      "network trained at one level depends on it (default: off)")
 
     run = p.add_argument_group("run")
     run.add_argument("--preset", choices=presets.names(), help="model preset (default M4)")
@@ -152,19 +156,30 @@ def _output_samples(args, sample_rate: int) -> int:
     return args.output_samples or DEFAULT_OUTPUT_SAMPLES
 
 
+def augment_config(args):
+    """The training windows' augmentation for the command-line arguments: False (none), True
+    (AugmentConfig's defaults) or a :class:`wavesep.data.AugmentConfig`."""
+    from .. import data
+
+    augment = args.augment
+    remix, production = getattr(args, "remix", False), getattr(args, "production", False)
+    level = getattr(args, "level_range", None)
+    if augment and (remix or production or level):
+        extra = {"level": True, "level_low_db": float(level[0]), "level_high_db": float(level[1])} if level else {}
+        augment = data.AugmentConfig(remix=bool(remix), production=bool(production), **extra)
+    elif augment and str(args.preset).startswith("M"):
+        # The paper's presets get the paper's augmentation: source gains U(0.7, 1.0) only.
+        augment = data.AugmentConfig.paper()
+    return augment
+
+
 def build_datasets_from_args(args, model: WaveUNet) -> tuple:
     """(train, valid) datasets for the command-line arguments, via wavesep.data."""
     from .. import data
 
     # Every rank builds its datasets; the decode cache is written atomically, so concurrent
     # builders are safe (a second run, or ranks after the first, hit the cache).
-    augment = args.augment
-    remix, production = getattr(args, "remix", False), getattr(args, "production", False)
-    if augment and (remix or production):
-        augment = data.AugmentConfig(remix=bool(remix), production=bool(production))
-    elif augment and str(args.preset).startswith("M"):
-        # The paper's presets get the paper's augmentation: source gains U(0.7, 1.0) only.
-        augment = data.AugmentConfig.paper()
+    augment = augment_config(args)
     kwargs = {"is_wav": args.is_wav, "seed": args.seed, "cache_dir": args.cache_dir, "augment": augment,
               "output_samples": _output_samples(args, model.sample_rate), "progress": _dist_info()[0] == 0}
     if args.valid_windows is not None:
