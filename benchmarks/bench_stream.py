@@ -79,7 +79,7 @@ def main(argv=None) -> int:
                 offline = sep.separate_tensor(mix, RATE)
             diff = max(float((torch.cat(parts[k], dim=-1) - offline[k]).abs().max()) for k in offline)
             network_ms = 1000 * (model.context[1] + stream.hop) / model.sample_rate
-            post_ms = 1000 * (N_FFT - 1) / RATE if sep.postfilter == "ratio-mask" else 0.0
+            post_ms = 1000 * (N_FFT - 1) / RATE if sep.postfilter != "none" else 0.0
             precision = resolve_precision(sep.precision, sep.device) or "float32"
             print(f"| {spec} | {precision} | {stream.hop / model.sample_rate:.3f} | {1000 * latency / RATE:.0f} | "
                   f"{network_ms:.0f} | {post_ms:.0f} | {took / args.seconds:.3f} | {cpu / args.seconds:.3f} | {diff:.1e} | "

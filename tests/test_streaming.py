@@ -41,6 +41,8 @@ CASES = [
     (dict(sources=4), 44100, 2, "none"),
     (dict(conv_mode="same", output="direct"), 22050, 2, "ratio-mask"),
     (dict(conv_mode="same", output="direct"), 44100, 2, "none"),
+    (dict(), 44100, 2, "ratio-mask-fullband"),  # the top band from the band below, residual source
+    (dict(sources=4), 48000, 2, "ratio-mask-fullband"),
 ]
 
 

@@ -74,8 +74,8 @@ class Separator:
         channel_policy: for inputs with more than two channels: "error", "downmix", "first" or
             "split" (each channel separated on its own).
         two_stems: a stem name: return that stem and ``no_<stem>`` (the sum of the others).
-        postfilter: "auto" (the one the model's metadata names, "none" if none), "none" or
-            "ratio-mask" (:mod:`wavesep.postfilter`).
+        postfilter: "auto" (the one the model's metadata names, "none" if none), "none",
+            "ratio-mask" or "ratio-mask-fullband" (:mod:`wavesep.postfilter`).
 
     Attributes:
         model, name (used for output folders), sources (names of the returned stems),

@@ -57,7 +57,7 @@ from .devices import (  # noqa: F401 (_autocast, _cpu_flags: used via wavesep.ap
 )
 from .errors import AudioError, ModelError
 from .model import WaveUNet
-from .postfilter import POSTFILTERS, RatioMaskStream
+from .postfilter import POSTFILTERS, make_stream
 from .tiling import (  # noqa: F401
     DEFAULT_SEGMENT_SECONDS,
     TilePlan,
@@ -262,9 +262,11 @@ def separate(
             receives the mixture minus the others at the input rate, and so everything above the
             model's Nyquist frequency (cymbals, air, sibilance). None: "accompaniment" if the model
             has it, else "other", else the model's last source.
-        postfilter: "none" or "ratio-mask" (:mod:`wavesep.postfilter`), applied to each
-            track's estimates at ``sample_rate`` before ``clip``, block by block (the same result
-            as the whole-track filter).
+        postfilter: "none", "ratio-mask" or "ratio-mask-fullband" (:mod:`wavesep.postfilter`;
+            the latter also gives the band above the model's Nyquist frequency to the sources
+            when ``sample_rate`` is above the model's), applied to each track's estimates at
+            ``sample_rate`` before ``clip``, block by block (the same result as the whole-track
+            filter).
 
     Returns:
         Estimates (S, C_out, T) or (B, S, C_out, T), float32 on the CPU, sources in
@@ -315,21 +317,22 @@ def separate(
             for b in range(batch):
                 for sl in _blocks(length):
                     out[b, residual, :, sl] = mix_out[b, :, sl] - out[b, others, :, sl].sum(dim=0)
-        if postfilter == "ratio-mask":
+        if postfilter != "none":
             for b in range(batch):
-                _postfilter_in_place(mix_out[b], out[b], model.config.output == "difference")
+                stream = make_stream(postfilter, model.num_sources, out_channels, sample_rate,
+                                     model.sample_rate, sums_to_mix=model.config.output == "difference")
+                _postfilter_in_place(mix_out[b], out[b], stream)
         clip_stems(out, clip)
     elif progress is not None:
         progress(1.0)
     return out[0] if single else out
 
 
-def _postfilter_in_place(mix: Tensor, stems: Tensor, sums_to_mix: bool = False) -> None:
-    """The ratio-mask post-filter of ``stems`` (S, C, T) in place, block by block in bounded memory
-    (:class:`wavesep.postfilter.RatioMaskStream`: the same result as the whole-track filter, and
-    the same as a stream's). ``sums_to_mix``: the stems add up to ``mix`` (a "difference"-output
-    model's), which saves one transform each way."""
-    stream = RatioMaskStream(stems.shape[0], stems.shape[1], sums_to_mix=sums_to_mix)
+def _postfilter_in_place(mix: Tensor, stems: Tensor, stream) -> None:
+    """Post-filters ``stems`` (S, C, T) of ``mix`` (C, T) in place, block by block in bounded
+    memory, through ``stream``, a fresh :class:`wavesep.postfilter.RatioMaskStream` (made by
+    :func:`wavesep.postfilter.make_stream`): the same result as the whole-track filter, and the
+    same as a stream's."""
     done = 0
     for sl in _blocks(stems.shape[-1]):
         refined = stream.process(mix[:, sl], stems[..., sl])  # (S, C, m): samples the stream holds copies of

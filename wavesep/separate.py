@@ -220,7 +220,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--postfilter", choices=POSTFILTER_CHOICES, default="auto",
         help="refine the estimates with a time-frequency mask built from them (ratio-mask, see "
-        "wavesep.postfilter) or not (none); auto: what the model's metadata asks for (default)",
+        "wavesep.postfilter; ratio-mask-fullband: the same, and above the model's Nyquist frequency "
+        "each frame's mean mask of the band below) or not (none); auto: what the model's metadata "
+        "asks for (default)",
     )
     p.add_argument("-d", "--device", default="auto", help="cpu, cuda, cuda:N or auto (default: %(default)s)")
     p.add_argument("--batch-size", type=int, help="model windows per forward pass (default: 1 on CPU, "

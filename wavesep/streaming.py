@@ -32,12 +32,15 @@ approximate but not equal to each other. One case is ill-conditioned rather than
 "direct"-output model with resampling and the ratio-mask post-filter. Above the model's Nyquist
 frequency its estimates hold only the resampler's leakage (about 1e-7), the mask there is a ratio
 of such values, and float rounding moves it; "difference" models (the bundled one) give that
-band to the residual source and are exact.
+band to the residual source and are exact. "ratio-mask-fullband" replaces the mask above the
+Nyquist frequency by one taken from the band below it, but keeps the plain mask in the
+resampler's transition band just below (0.95 - 1 of that frequency), so with a "direct" model it
+is less ill-conditioned (a few 1e-3 at most in the tests' noise instead of about 0.1), not exact.
 
 Latency (input samples that must arrive after a sample before its stems come out): the
 network's right context plus up to one hop (and the few extra output samples of a valid window),
 at the model's rate; the two resamplers' filter delays (a few ms with libsoxr's "VHQ"); and with
-the ratio-mask post-filter up to ``n_fft - 1`` more samples at the input rate (186 ms at 44.1 kHz).
+either ratio-mask post-filter up to ``n_fft - 1`` more samples at the input rate (186 ms at 44.1 kHz).
 ``benchmarks/bench_stream.py`` measures it.
 """
 
@@ -63,7 +66,7 @@ from .apply import (
 )
 from .errors import AudioError
 from .model import WaveUNet
-from .postfilter import POSTFILTERS, RatioMaskStream
+from .postfilter import POSTFILTERS, make_stream
 
 DEFAULT_HOP_SECONDS = 1.0
 STREAM_CLIP_MODES = ("none", "clamp")
@@ -246,10 +249,8 @@ class SeparationStream:
         if self.sample_rate != net.sample_rate and net.config.output == "difference":
             self.residual = _residual_index(net, residual_source)
         self.mix = torch.zeros(self.out_channels, 0)  # mixture (C_out) not yet matched by estimates
-        self.post = None
-        if postfilter == "ratio-mask":  # as wavesep.apply.separate
-            self.post = RatioMaskStream(net.num_sources, self.out_channels,
-                                        sums_to_mix=net.config.output == "difference")
+        self.post = make_stream(postfilter, net.num_sources, self.out_channels, self.sample_rate,  # as apply
+                                net.sample_rate, sums_to_mix=net.config.output == "difference")
         self.clip, self.two_stems = clip, two_stems
         self.received = self.returned = 0
         self.returned_network = 0  # input-rate samples that have left the network stage

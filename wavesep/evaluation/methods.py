@@ -96,8 +96,8 @@ class EvalOptions:
         force: re-evaluate tracks whose result file exists.
         window_seconds / hop_seconds: BSS Eval framing (SiSEC 2018: 1 s / 1 s).
         device / segment_seconds / batch_size: passed to :func:`wavesep.apply.separate`.
-        postfilter: "auto" (the model's, see :func:`wavesep.postfilter.resolve`), "none" or
-            "ratio-mask"; for --model only.
+        postfilter: "auto" (the model's, see :func:`wavesep.postfilter.resolve`), "none",
+            "ratio-mask" or "ratio-mask-fullband"; for --model only.
     """
 
     targets: Tuple[str, ...]
