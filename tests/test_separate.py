@@ -67,7 +67,7 @@ def test_layout_rate_length_and_default_encoding(tmp_path, capsys):
     assert not list(out.rglob(".*.tmp"))
 
 
-@pytest.mark.parametrize("postfilter", ["none", "ratio-mask"])
+@pytest.mark.parametrize("postfilter", ["none", "ratio-mask", "ratio-mask-fullband"])
 @pytest.mark.parametrize("rate", [22050, 44100])
 def test_difference_stems_add_up_to_the_mixture(tmp_path, rate, postfilter):
     mix = tone(0.5, rate=rate)
@@ -79,6 +79,29 @@ def test_difference_stems_add_up_to_the_mixture(tmp_path, rate, postfilter):
     assert r == rate and vocals.shape == mix.shape
     assert np.abs(vocals).max() > 0.01 and np.abs(accompaniment).max() > 0.01
     assert np.abs(vocals + accompaniment - mix).max() <= 1e-5
+
+
+def test_fullband_postfilter_from_the_command_line(tmp_path, capsys):
+    # --postfilter ratio-mask-fullband writes what wavesep.postfilter.ratio_mask_fullband makes of
+    # the network's own stems (--postfilter none), at the input's 44.1 kHz.
+    import torch
+
+    from wavesep.postfilter import ratio_mask_fullband
+
+    mix = tone(0.5, rate=44100) + 0.05 * np.random.default_rng(1).standard_normal((22050, 2)).astype(np.float32)
+    song = write(tmp_path / "song.wav", mix, 44100)
+    stems = {}
+    for postfilter in ("none", "ratio-mask-fullband"):
+        out = tmp_path / postfilter
+        assert run(song, "-o", out, "--float32", "--clip-mode", "none", "--postfilter", postfilter) == 0
+        folder = out / "tiny-untrained" / "song"
+        stems[postfilter] = torch.stack([torch.from_numpy(read(folder / f"{s}.wav")[0].T.copy())
+                                         for s in ("accompaniment", "vocals")])  # (S, C, T)
+    mixture = torch.from_numpy(read(song)[0].T.copy())  # (C, T), as the command read it
+    expected = ratio_mask_fullband(mixture, stems["none"], 44100, 22050)
+    assert (stems["ratio-mask-fullband"] - expected).abs().max() <= 1e-5
+    assert main(["--help"]) == 0
+    assert "ratio-mask-fullband" in capsys.readouterr().out
 
 
 def test_two_stems_encodings_and_flac(tmp_path):

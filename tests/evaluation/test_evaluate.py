@@ -664,3 +664,30 @@ def test_scores_at_44k_carry_the_top_band_recovery():
     # the accompaniment estimate also holds the vocals' top band, as much energy as its own there
     assert extras["accompaniment"]["high_band_recovered"] == pytest.approx(0.0, abs=0.05)
     assert extras["accompaniment"]["high_band_energy_ratio"] == pytest.approx(2.0, abs=0.1)
+
+
+def test_the_fullband_postfilter_at_44k_gives_the_vocals_a_share_of_the_top_band(tmp_path):
+    # A 44.1 kHz track, a 22.05 kHz model: with --postfilter ratio-mask nothing above 11.025 kHz
+    # reaches the vocals estimate (the difference model's residual, the accompaniment, holds it
+    # all, and the mask follows); ratio-mask-fullband hands the vocals part of it. White-noise
+    # vocals put half their energy there.
+    rate, n = 44100, int(44100 * 1.5)
+    rng = np.random.default_rng(7)
+    folder = tmp_path / "mine" / "Noise"
+    folder.mkdir(parents=True)
+    sf.write(str(folder / "vocals.wav"), rng.standard_normal((n, 2)) * 0.1, rate, subtype="FLOAT")
+    sf.write(str(folder / "accompaniment.wav"), rng.standard_normal((n, 2)) * 0.1, rate, subtype="FLOAT")
+    recovered = {}
+    for postfilter in ("ratio-mask", "ratio-mask-fullband"):
+        out = tmp_path / postfilter
+        code, stdout, stderr = _run(["--model", "tiny-untrained", "--stems", tmp_path / "mine", "--out", out,
+                                     "--postfilter", postfilter, "--device", "cpu", "--no-plot", "--no-musical-noise"])
+        assert code == 0, stderr
+        result = agg.read_track_json(out / "tiny-untrained" / "test" / "Noise.json")
+        assert result.info["postfilter"] == postfilter
+        band = result.extras["vocals"]
+        # 1 - |E_h - R_h|^2 / |R_h|^2; an empty top band of the estimate scores 0
+        recovered[postfilter] = (band["high_band_recovered"], band["high_band_energy_ratio"])
+    assert recovered["ratio-mask"][0] < 0.01 and recovered["ratio-mask"][1] < 0.01  # next to nothing
+    # A mask m of equally loud noises recovers about 1 - (1 - m)^2 - m^2 (0.5 for m = 1/2).
+    assert recovered["ratio-mask-fullband"][0] > 0.2 and recovered["ratio-mask-fullband"][1] > 0.1

@@ -75,6 +75,7 @@ def cli_stems(tmp_path, path, *options):
 @pytest.mark.parametrize("options, cli_options", [
     ({}, []),
     ({"two_stems": "vocals", "postfilter": "ratio-mask"}, ["--two-stems", "vocals", "--postfilter", "ratio-mask"]),
+    ({"postfilter": "ratio-mask-fullband"}, ["--postfilter", "ratio-mask-fullband"]),
 ])
 def test_results_equal_the_command_line(server, tmp_path, options, cli_options):
     client, queue = server
