@@ -13,9 +13,11 @@ convention), the share of the true vocals' energy above 11.025 kHz that the esti
 Variants (the network's estimates are computed once per input variant and shared):
 
 - ``none``: the network alone; ``ratio-mask``: wavesep's post-filter (:mod:`wavesep.postfilter`);
-- ``ratio-mask+hf``: ratio mask, and above the model's Nyquist frequency (where the network has no
-  output) each frame's vocal mask is the magnitude-weighted mean of its mask between 0.63 and 0.95
-  of that frequency: a cheap path for the top band;
+- ``ratio-mask-fullband``: wavesep's "ratio-mask-fullband" post-filter
+  (:func:`wavesep.postfilter.ratio_mask_fullband`): the ratio mask, and above the model's Nyquist
+  frequency (where the network has no output) each frame's masks are their mean between 0.63 and
+  0.95 of that frequency, weighted by the mixture's magnitude: a cheap path for the top band
+  (called ``ratio-mask+hf`` while it was a prototype here);
 - ``swap``: estimates averaged with those of the channel-swapped input, then the ratio mask;
 - ``shifts4``: estimates averaged over 4 input delays of 0, 1/4, 1/2 and 3/4 of the model's stride
   (other decimation phases; Demucs's ``shifts``), then the ratio mask;
@@ -39,34 +41,13 @@ from wavesep import apply, pretrained
 from wavesep.evaluation.tracks import _read_stems, stem_folder_tracks, target_stems
 from wavesep.metrics.band import high_band_recovery
 from wavesep.metrics.bss import bss_eval_v4
-from wavesep.postfilter import ratio_mask
+from wavesep.postfilter import ratio_mask, ratio_mask_fullband
 
-VARIANTS = ("none", "ratio-mask", "ratio-mask+hf", "swap", "shifts4", "wiener", "gain0.5", "gain2")
-N_FFT = 8192
+VARIANTS = ("none", "ratio-mask", "ratio-mask-fullband", "swap", "shifts4", "wiener", "gain0.5", "gain2")
 
 
 def _stft(x: torch.Tensor, n_fft: int) -> torch.Tensor:  # (..., T) -> (..., F, N)
     return torch.stft(x, n_fft, n_fft // 4, window=torch.hann_window(n_fft), return_complex=True)
-
-
-def ratio_mask_hf(mix: torch.Tensor, est: torch.Tensor, sample_rate: int, model_rate: int) -> torch.Tensor:
-    """Ratio mask (S, C, T) whose bins above the model's Nyquist take each frame's mean mask of
-    the band 0.63-0.95 x Nyquist, weighted by the mixture's magnitude there."""
-    nyquist = model_rate / 2.0
-    freqs = torch.fft.rfftfreq(N_FFT, 1.0 / sample_rate)
-    band = (freqs >= 0.63 * nyquist) & (freqs < 0.95 * nyquist)
-    high = freqs >= nyquist
-    out = torch.empty_like(est)
-    for c in range(mix.shape[0]):
-        mag = _stft(est[:, c], N_FFT).abs()  # (S, F, N)
-        masks = mag / mag.sum(0, keepdim=True).clamp_min(1e-8)
-        spec = _stft(mix[c], N_FFT)  # (F, N)
-        weight = spec.abs()[band]  # (F_band, N)
-        mean = (masks[:, band] * weight).sum(1) / weight.sum(0).clamp_min(1e-8)  # (S, N)
-        masks[:, high] = mean[:, None, :]
-        out[:, c] = torch.istft(spec * masks, N_FFT, N_FFT // 4, window=torch.hann_window(N_FFT),
-                                length=mix.shape[-1])
-    return out
 
 
 def wiener(mix: torch.Tensor, est: torch.Tensor) -> torch.Tensor:
@@ -135,8 +116,8 @@ def main(argv=None) -> int:
             t0 = time.perf_counter()
             if var == "none":
                 e = ests["base"]
-            elif var == "ratio-mask+hf":
-                e = ratio_mask_hf(mix, ests["base"], rate, model.sample_rate)
+            elif var == "ratio-mask-fullband":
+                e = ratio_mask_fullband(mix, ests["base"], rate, model.sample_rate)
             elif var == "wiener":
                 e = wiener(mix, ests["base"])
             else:  # ratio-mask, swap, shifts4, gains: the mean of the estimates, then the ratio mask
@@ -153,11 +134,11 @@ def main(argv=None) -> int:
     names = [t.name[:16] for t in tracks]
     print("\nvocals SDR (dB, median over 1 s frames) per track, mean; HF rec. = mean share of the true vocals' "
           "energy above 11.025 kHz recovered; RTF = seconds per second of audio")
-    print(f"{'variant':14s} " + " ".join(f"{n:>16s}" for n in names) + f" {'mean':>7s} {'HF rec.':>8s} {'RTF':>6s}")
+    print(f"{'variant':20s} " + " ".join(f"{n:>16s}" for n in names) + f" {'mean':>7s} {'HF rec.':>8s} {'RTF':>6s}")
     for var in args.variants:
         sdrs = [r[0] for r in table[var]]
         hf = np.nanmean([r[1] for r in table[var]])
-        print(f"{var:14s} " + " ".join(f"{x:16.2f}" for x in sdrs) + f" {np.mean(sdrs):7.3f} {hf:8.3f} "
+        print(f"{var:20s} " + " ".join(f"{x:16.2f}" for x in sdrs) + f" {np.mean(sdrs):7.3f} {hf:8.3f} "
               f"{seconds[var] / total_audio:6.3f}")
     return 0
 

@@ -17,16 +17,17 @@ there its estimates hold only what the resampler leaks (or, for a "difference"-o
 residual source holds all of the mixture), so the ratio mask hands that band (sibilants, breath,
 cymbals' air) to one source. With the input's rate above the model's, every source's mask at the
 bins f >= f_N is replaced, frame by frame and channel by channel, by its mean mask over the bins
-0.63 f_N <= f < 0.95 f_N (where the model is still reliable and below the resampler's transition
-band), weighted by the mixture's magnitude there:
+0.63 f_N <= f < 0.95 f_N (the model's own output, short of the resampling filter's roll-off
+near f_N), weighted by the mixture's magnitude there:
 
     mask_s(f >= f_N, frame) = sum_b |X_b| mask_s(b) / sum_b |X_b|,   b over that band.
 
 The weighted means still add up to one over the sources, so the stems still add up to the
 mixture. Where the mixture is silent in that band (sum_b |X_b| <= eps) the plain mean of the
-band's masks is used. At the model's rate or below it equals "ratio-mask" exactly. On the five
-real excerpts of realdev it recovered about a quarter of the true vocals' energy above 11 kHz
-instead of none, at no cost in vocals SDR (README, post-filter section).
+band's masks is used. At the model's rate or below it equals "ratio-mask" exactly. On four
+real excerpts (the project's development signal) it recovered about a quarter of the true
+vocals' energy above 11 kHz instead of none, at no cost in vocals SDR (README, post-filter
+section).
 """
 
 from __future__ import annotations

@@ -34,8 +34,8 @@ frequency its estimates hold only the resampler's leakage (about 1e-7), the mask
 of such values, and float rounding moves it; "difference" models (the bundled one) give that
 band to the residual source and are exact. "ratio-mask-fullband" replaces the mask above the
 Nyquist frequency by one taken from the band below it, but keeps the plain mask in the
-resampler's transition band just below (0.95 - 1 of that frequency), so with a "direct" model it
-is less ill-conditioned (a few 1e-3 at most in the tests' noise instead of about 0.1), not exact.
+band just below it (0.95 - 1 of that frequency, where the resampling filter rolls the estimates
+off), so with a "direct" model it is less ill-conditioned, not exact.
 
 Latency (input samples that must arrive after a sample before its stems come out): the
 network's right context plus up to one hop (and the few extra output samples of a valid window),
