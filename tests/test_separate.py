@@ -338,7 +338,7 @@ def test_bundled_default_model_separates_the_demo_song(tmp_path):
     model = pretrained.get_model("default")
     assert model.sources == ("accompaniment", "vocals") and model.config.output == "difference"
     assert model.metadata["preset"] == "deep" and model.num_parameters() < 25e6 / 4
-    assert model.metadata["postfilter"] == "ratio-mask"
+    assert model.metadata["postfilter"] == "ratio-mask-fullband"
     demo = pretrained.PRETRAINED_DIR.parent / "resources" / "demo.flac"
     out = tmp_path / "separated"
     assert main([str(demo), "-o", str(out), "--float32", "--clip-mode", "none", "-q", "--spectrogram"]) == 0
@@ -352,6 +352,14 @@ def test_bundled_default_model_separates_the_demo_song(tmp_path):
     # a trained model puts something, but not everything, in the vocals
     ratio = float(vocals.pow(2).sum() / mix.pow(2).sum())
     assert 0.01 < ratio < 0.9
+    # the top band: the 22.05 kHz network leaves nothing above 11.025 kHz, the post-filter does
+    assert rate == 44100
+
+    def top(x):  # energy above 12 kHz
+        spec = torch.fft.rfft(x, dim=-1).abs().pow(2)
+        return float(spec[..., torch.fft.rfftfreq(x.shape[-1], 1 / rate) > 12000].sum())
+
+    assert 0.01 < top(vocals) / top(mix) < 0.99
 
 
 def test_tiny_untrained_is_fixed_and_leaves_the_global_rng_alone():
@@ -375,6 +383,21 @@ def test_a_bundled_checkpoint_is_one_registry_entry(tmp_path, monkeypatch):
     assert all(torch.equal(x, y) for x, y in zip(model.state_dict().values(), loaded.state_dict().values()))
     assert pretrained.model_name(tmp_path / "default.pt") == "default"
     assert pretrained.model_name("runs/vocals-small/best.pt") == "vocals-small"
+
+
+def test_default_v1_is_the_first_release_and_default_adds_the_top_band(tmp_path, monkeypatch):
+    # Both names load the same weights; each registered name sets its own post-filter over the
+    # checkpoint's metadata (default-v1: the released ratio-mask, so old results reproduce).
+    model = WaveUNet(WaveUNetConfig(levels=4, filters=4, growth=4))
+    checkpoint.save(tmp_path / "default.pt", model, metadata={"postfilter": "ratio-mask"})
+    monkeypatch.setattr(pretrained, "PRETRAINED_DIR", tmp_path)
+    v1, v2 = pretrained.get_model("default-v1"), pretrained.get_model("default")
+    assert v1.name == "default-v1" and {"default", "default-v1"} <= set(pretrained.available())
+    assert all(torch.equal(x, y) for x, y in zip(v1.state_dict().values(), v2.state_dict().values()))
+    assert v1.metadata["postfilter"] == "ratio-mask" and v2.metadata["postfilter"] == "ratio-mask-fullband"
+    assert Separator("default-v1", device="cpu").postfilter == "ratio-mask"
+    assert Separator("default", device="cpu").postfilter == "ratio-mask-fullband"
+    assert Separator("default", device="cpu", postfilter="ratio-mask").postfilter == "ratio-mask"
 
 
 # ------------------------------------------------------------------------------ Python API

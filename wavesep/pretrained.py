@@ -40,10 +40,12 @@ class _Built:
 
 @dataclass(frozen=True)
 class _Bundled:
-    """A checkpoint file in :data:`PRETRAINED_DIR`."""
+    """A checkpoint file in :data:`PRETRAINED_DIR`; ``metadata`` entries (plain data) override the
+    checkpoint's own, e.g. the post-filter a registered name applies to shared weights."""
 
     filename: str
     description: str
+    metadata: tuple = ()  # ((key, value), ...): hashable, so the entry stays frozen
 
 
 def _tiny_untrained() -> WaveUNet:
@@ -67,7 +69,18 @@ _REGISTRY = {
         f"the 'tiny' preset with random weights (seed {TINY_UNTRAINED_SEED}) and zero biases; "
         "separates nothing, for tests",
     ),
-    DEFAULT_MODEL: _Bundled("default.pt", "the bundled vocals model"),
+    DEFAULT_MODEL: _Bundled(
+        "default.pt",
+        "the bundled vocals model (`deep` preset, 22.05 kHz) with the ratio-mask-fullband post-filter: "
+        "the vocals keep their part of the band above 11.025 kHz",
+        (("postfilter", "ratio-mask-fullband"),),
+    ),
+    "default-v1": _Bundled(
+        "default.pt",
+        "the bundled vocals model as first released: the same weights with the ratio-mask post-filter "
+        "(nothing above 11.025 kHz in the vocals); kept so that published results can be reproduced",
+        (("postfilter", "ratio-mask"),),
+    ),
 }
 
 
@@ -132,6 +145,7 @@ def get_model(name_or_path: Union[str, os.PathLike] = DEFAULT_MODEL) -> WaveUNet
         if not path.is_file():
             raise CheckpointError(_missing_bundle_message(key, entry))
         model = load_model(path)
+        model.metadata = {**getattr(model, "metadata", {}), **dict(entry.metadata)}
     elif Path(key).exists():
         model = load_model(key)
     else:
