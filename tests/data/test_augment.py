@@ -132,3 +132,14 @@ def test_random_level_leaves_silence_alone_and_config_validates_the_range():
     out = aug.apply(_stems(), np.random.default_rng(5), cfg)
     level = 10 * np.log10(np.mean(np.square(out.sum(axis=0), dtype=np.float64)))
     assert -30.0 <= level <= -20.0
+
+
+def test_make_mono_averages_the_channels_of_every_stem_with_its_probability():
+    stems = _stems()
+    out = aug.make_mono(stems.copy(), np.random.default_rng(0), prob=1.0)
+    assert np.allclose(out[:, 0], stems.mean(axis=1)) and np.array_equal(out[:, 0], out[:, 1])
+    assert np.allclose(out.sum(axis=0)[0], stems.sum(axis=0).mean(axis=0), atol=1e-5)  # mixture made mono too
+    assert np.array_equal(aug.make_mono(stems.copy(), np.random.default_rng(0), prob=0.0), stems)
+    made = sum(np.array_equal(o[:, 0], o[:, 1]) for o in
+               (aug.make_mono(stems.copy(), np.random.default_rng(s), prob=0.2) for s in range(2000)))
+    assert 340 < made < 460  # 2000 x 0.2 = 400, binomial std 18

@@ -658,3 +658,11 @@ def test_level_range_option_reaches_the_augmentation():
     assert not AugmentConfig().level
     args, _ = parse_args(["--synthetic", "corpus", "--out", "run", "--no-augment", "--level-range", "-40", "-10"])
     assert augment_config(args) is False
+
+
+def test_mono_prob_option_reaches_the_augmentation():
+    from wavesep.training.cli import augment_config, parse_args
+
+    args, _ = parse_args(["--synthetic", "corpus", "--out", "run", "--preset", "tiny", "--mono-prob", "0.25"])
+    cfg = augment_config(args)
+    assert cfg.mono and cfg.mono_prob == 0.25 and not cfg.level

@@ -15,6 +15,8 @@ augmented stems, so the mixture always equals the sum of the targets.
 - :func:`random_level`: all stems scaled by one factor that brings the mixture to an RMS level
   drawn from U(low, high) dBFS (released songs range from about -35 to -8 dBFS RMS; a network
   trained at one level is level-dependent).
+- :func:`make_mono`: with probability p every stem's channels replaced by their mean (mono
+  records, where panning is no cue to which source is which).
 
 :class:`AugmentConfig` switches them on and off; :func:`apply` runs the enabled in-place ones in a
 fixed order (the order of the RNG draws is part of the determinism contract).
@@ -44,6 +46,8 @@ class AugmentConfig:
         level: scale the whole window (all stems by one factor) so that the mixture's RMS level is
             drawn from U(``level_low_db``, ``level_high_db``) dBFS; windows with a silent mixture
             are left as they are.
+        mono: with probability ``mono_prob`` make the whole window mono (every stem's channels set
+            to their mean; after the level, so the level is that of the stereo window).
         production: with probability ``production_prob`` run the production chain of
             :mod:`wavesep.data.production` (vocal chain, instrument colour, bus compression, limiting
             and loudness) on the window's stems, after the other augmentations.
@@ -61,6 +65,8 @@ class AugmentConfig:
     level: bool = False
     level_low_db: float = -40.0
     level_high_db: float = -10.0
+    mono: bool = False
+    mono_prob: float = 0.2
     production: bool = False
     production_prob: float = 0.75
 
@@ -71,7 +77,7 @@ class AugmentConfig:
                             f"{self.level_high_db}")
         if not 0.0 <= self.gain_low <= self.gain_high:
             problems.append(f"need 0 <= gain_low <= gain_high, got {self.gain_low}, {self.gain_high}")
-        for name in ("channel_swap_prob", "sign_flip_prob", "remix_prob", "production_prob"):
+        for name in ("channel_swap_prob", "sign_flip_prob", "remix_prob", "mono_prob", "production_prob"):
             p = getattr(self, name)
             if not 0.0 <= p <= 1.0:
                 problems.append(f"{name} must be in [0, 1], got {p}")
@@ -81,7 +87,8 @@ class AugmentConfig:
     @classmethod
     def none(cls) -> "AugmentConfig":
         """No augmentation at all (the mixture file is then used where a track has one)."""
-        return cls(gain=False, channel_swap=False, sign_flip=False, remix=False, level=False, production=False)
+        return cls(gain=False, channel_swap=False, sign_flip=False, remix=False, level=False, mono=False,
+                   production=False)
 
     @classmethod
     def paper(cls) -> "AugmentConfig":
@@ -91,7 +98,8 @@ class AugmentConfig:
     @property
     def enabled(self) -> bool:
         """Whether any augmentation is switched on."""
-        return self.gain or self.channel_swap or self.sign_flip or self.remix or self.level or self.production
+        return (self.gain or self.channel_swap or self.sign_flip or self.remix or self.level or self.mono
+                or self.production)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -169,6 +177,18 @@ def random_level(stems: np.ndarray, rng: np.random.Generator, low_db: float = -4
     return stems
 
 
+def make_mono(stems: np.ndarray, rng: np.random.Generator, prob: float = 0.2) -> np.ndarray:
+    """With probability ``prob`` sets every channel of every stem to the stem's channel mean, in
+    place (one draw, also for mono input).
+
+    Args:
+        stems: (S_all, C, T) float array, modified in place and returned.
+    """
+    if rng.random() < prob and stems.shape[1] > 1:
+        stems[:] = stems.mean(axis=1, keepdims=True)
+    return stems
+
+
 def remix(rng: np.random.Generator, num_stems: int, draw_stem: Callable[[np.random.Generator, int], np.ndarray]) -> np.ndarray:
     """Builds a window whose stems come from independently drawn tracks and positions.
 
@@ -185,7 +205,8 @@ def remix(rng: np.random.Generator, num_stems: int, draw_stem: Callable[[np.rand
 
 
 def apply(stems: np.ndarray, rng: np.random.Generator, config: AugmentConfig) -> np.ndarray:
-    """Runs the enabled in-place augmentations of ``config`` (gain, channel swap, sign flip, level).
+    """Runs the enabled in-place augmentations of ``config`` (gain, channel swap, sign flip, level,
+    mono).
 
     :func:`remix` is not run here: it decides where the stems are read from, so the dataset calls
     it before reading (see :meth:`wavesep.data.TrainWindows.__getitem__`).
@@ -201,4 +222,6 @@ def apply(stems: np.ndarray, rng: np.random.Generator, config: AugmentConfig) ->
         flip_sign(stems, rng, config.sign_flip_prob)
     if config.level:
         random_level(stems, rng, config.level_low_db, config.level_high_db)
+    if config.mono:
+        make_mono(stems, rng, config.mono_prob)
     return stems

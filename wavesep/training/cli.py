@@ -27,7 +27,7 @@ from .loop import train
 
 
 _RUN_DEFINING = ("preset", "task", "sources", "seed", "batch_size", "lr", "epoch_iterations", "output_samples",
-                 "output_seconds", "augment", "remix", "production", "level_range", "finetune_batch_size", "finetune_lr", "is_wav", "init_from")
+                 "output_seconds", "augment", "remix", "production", "level_range", "mono_prob", "finetune_batch_size", "finetune_lr", "is_wav", "init_from")
 
 # Options of one invocation: a resumed run takes them from its own command line (or defaults).
 # (--threads is not one: a resumed run reuses the run's thread count unless told otherwise, since
@@ -37,7 +37,7 @@ _PER_INVOCATION = ("max_steps", "max_minutes", "device", "progress")
 _DEFAULTS = {
     "preset": "M4", "task": None, "sources": None, "out": None, "resume": None, "device": "auto",
     "output_samples": None, "output_seconds": None, "is_wav": False, "cache_dir": None,
-    "valid_windows": None, "augment": True, "remix": False, "production": False, "level_range": None, "seed": 0, "batch_size": 16, "lr": 1e-4,
+    "valid_windows": None, "augment": True, "remix": False, "production": False, "level_range": None, "mono_prob": None, "seed": 0, "batch_size": 16, "lr": 1e-4,
     "epoch_iterations": 2000, "patience": 20, "max_epochs": None, "finetune": True,
     "finetune_batch_size": 32, "finetune_lr": 1e-5, "finetune_patience": 20,
     "finetune_max_epochs": None, "valid_batch_size": None, "valid_tracks": 3,
@@ -76,6 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help="with --augment, scale each window so that its mixture's RMS level is drawn from "
                       "U(LOW, HIGH) dBFS, e.g. -40 -10: real records range from about -35 to -8 dBFS, and a "
                       "network trained at one level depends on it (default: off)")
+    data.add_argument("--mono-prob", type=float, metavar="P",
+                      help="with --augment, make a window mono (each stem's channels set to their mean) with "
+                      "probability P: mono records give no panning cue (default: off)")
 
     run = p.add_argument_group("run")
     run.add_argument("--preset", choices=presets.names(), help="model preset (default M4)")
@@ -163,9 +166,11 @@ def augment_config(args):
 
     augment = args.augment
     remix, production = getattr(args, "remix", False), getattr(args, "production", False)
-    level = getattr(args, "level_range", None)
-    if augment and (remix or production or level):
+    level, mono = getattr(args, "level_range", None), getattr(args, "mono_prob", None)
+    if augment and (remix or production or level or mono):
         extra = {"level": True, "level_low_db": float(level[0]), "level_high_db": float(level[1])} if level else {}
+        if mono:
+            extra.update(mono=True, mono_prob=float(mono))
         augment = data.AugmentConfig(remix=bool(remix), production=bool(production), **extra)
     elif augment and str(args.preset).startswith("M"):
         # The paper's presets get the paper's augmentation: source gains U(0.7, 1.0) only.
