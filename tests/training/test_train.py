@@ -666,3 +666,12 @@ def test_mono_prob_option_reaches_the_augmentation():
     args, _ = parse_args(["--synthetic", "corpus", "--out", "run", "--preset", "tiny", "--mono-prob", "0.25"])
     cfg = augment_config(args)
     assert cfg.mono and cfg.mono_prob == 0.25 and not cfg.level
+
+
+def test_loss_option_reaches_the_train_config():
+    from wavesep.training.cli import _config_from_args, parse_args
+
+    args, _ = parse_args(["--synthetic", "corpus", "--out", "run", "--preset", "tiny", "--loss", "level-mse"])
+    assert _config_from_args(args).loss == "level-mse"
+    args, _ = parse_args(["--synthetic", "corpus", "--out", "run", "--preset", "tiny"])
+    assert _config_from_args(args).loss == "mse"

@@ -17,6 +17,9 @@ _FLOAT32_MAX = 3.4028234663852886e38
 STAGES = ("train", "finetune")
 
 
+LOSSES = ("mse", "level-mse")
+
+
 @dataclass
 class TrainConfig:
     """How to train; the defaults are the paper's recipe (see the module docstring).
@@ -44,6 +47,12 @@ class TrainConfig:
         progress: show a tqdm progress bar (rank 0). tensorboard: write TensorBoard scalars.
         verbose: print epoch summaries and events to stderr (rank 0).
         log_every: write the training loss to TensorBoard every this many iterations.
+        loss: "mse" (the paper's: mean squared error over sources, channels and samples) or
+            "level-mse": each window's MSE divided by its mixture's mean square (the sum of its
+            targets; floored at -60 dBFS) and multiplied by that of -20 dBFS, so that a window
+            counts the same at any level (with plain MSE a window 20 dB quieter weighs 100 times
+            less, so level augmentation teaches little about quiet records). Validation always
+            reports plain MSE.
     """
 
     batch_size: int = 16
@@ -70,6 +79,7 @@ class TrainConfig:
     tensorboard: bool = True
     verbose: bool = True
     log_every: int = 10
+    loss: str = "mse"
 
     def __post_init__(self):
         problems = []
@@ -89,6 +99,8 @@ class TrainConfig:
             value = getattr(self, name)
             if value is not None and int(value) < 1:
                 problems.append(f"{name} must be >= 1 or None, got {value}")
+        if self.loss not in LOSSES:
+            problems.append(f"loss must be one of {LOSSES}, got {self.loss!r}")
         if problems:
             raise ValueError("invalid TrainConfig: " + "; ".join(problems))
 

@@ -63,6 +63,7 @@ from ..errors import CheckpointError, DataError, WavesepError
 from ..model import WaveUNet
 from .config import HISTORY_NAME, STAGES, TrainConfig, TrainResult
 from .distributed import _dist_info, resolve_device
+from .losses import training_loss
 from .rng import _rng_state, _seed_everything, _set_rng_state
 from .validation import evaluate
 
@@ -392,7 +393,7 @@ class _Trainer:
         if not self._shapes_checked:
             self._check_shapes(mix, targets, est)
             self._shapes_checked = True
-        loss = F.mse_loss(est, targets)
+        loss = training_loss(est, targets, self.config.loss)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         # After DDP's all-reduce a non-finite loss on any rank makes the gradients non-finite on
