@@ -25,6 +25,8 @@ Variants (the network's estimates are computed once per input variant and shared
   instead of the ratio mask (needs ``pip install norbert``);
 - ``gain0.5`` / ``gain2``: the input scaled by 0.5 / 2 before the network (and the output back):
   how much the model depends on the input level (then the ratio mask).
+- ``level-20``: the whole track brought to -20 dBFS RMS before the network (about the level of
+  the rendered training songs) and the output back: input level normalisation.
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ from wavesep.metrics.band import high_band_recovery
 from wavesep.metrics.bss import bss_eval_v4
 from wavesep.postfilter import ratio_mask, ratio_mask_fullband
 
-VARIANTS = ("none", "ratio-mask", "ratio-mask-fullband", "swap", "shifts4", "wiener", "gain0.5", "gain2")
+VARIANTS = ("none", "ratio-mask", "ratio-mask-fullband", "swap", "shifts4", "wiener", "gain0.5", "gain2", "level-20")
 
 
 def _stft(x: torch.Tensor, n_fft: int) -> torch.Tensor:  # (..., T) -> (..., F, N)
@@ -110,6 +112,9 @@ def main(argv=None) -> int:
                 inputs = {"base": {}, **{f"shift{k}": {"shift": k * stride // 4} for k in (1, 2, 3)}}
             elif var.startswith("gain"):
                 inputs = {var: {"gain": float(var[4:])}}
+            elif var.startswith("level"):  # the whole track brought to this RMS level (dBFS) and back
+                rms = float(mix.pow(2).mean().sqrt())
+                inputs = {var: {"gain": 10 ** (float(var[5:]) / 20) / max(rms, 1e-9)}}
             else:
                 inputs = {"base": {}}
             ests = {k: net(k, **kw) for k, kw in inputs.items()}  # computed once, timed in net()
