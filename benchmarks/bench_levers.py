@@ -23,7 +23,7 @@ Variants (the network's estimates are computed once per input variant and shared
   (other decimation phases; Demucs's ``shifts``), then the ratio mask;
 - ``wiener``: sigsep's ``norbert.wiener`` (1 iteration, STFT 4096) on the network's estimates,
   instead of the ratio mask (needs ``pip install norbert``);
-- ``gain0.5`` / ``gain2``: the input scaled by 0.5 / 2 before the network (and the output back):
+- ``gain0.25`` / ``gain0.5`` / ``gain2``: the input scaled by 0.25 / 0.5 / 2 before the network (and the output back):
   how much the model depends on the input level (then the ratio mask).
 - ``level-20``: the whole track brought to -20 dBFS RMS before the network (about the level of
   the rendered training songs) and the output back: input level normalisation.
@@ -45,7 +45,7 @@ from wavesep.metrics.band import high_band_recovery
 from wavesep.metrics.bss import bss_eval_v4
 from wavesep.postfilter import ratio_mask, ratio_mask_fullband
 
-VARIANTS = ("none", "ratio-mask", "ratio-mask-fullband", "swap", "shifts4", "wiener", "gain0.5", "gain2", "level-20")
+VARIANTS = ("none", "ratio-mask", "ratio-mask-fullband", "swap", "shifts4", "wiener", "gain0.25", "gain0.5", "gain2", "level-20")
 
 
 def _stft(x: torch.Tensor, n_fft: int) -> torch.Tensor:  # (..., T) -> (..., F, N)
