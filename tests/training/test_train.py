@@ -383,6 +383,9 @@ def _ddp_worker(rank, world, port, run_dir, out_dir, config):
         result = train(model, *_data(model), run_dir, TrainConfig(**config))
         torch.save({"state": model.state_dict(), "steps": result.steps, "stage": result.stage},
                    Path(out_dir) / f"rank{rank}.pt")
+        # Both ranks leave together: a rank tearing Gloo down while the other still has a
+        # pending operation can abort the other ("terminate called without an active exception").
+        dist.barrier()
     finally:
         dist.destroy_process_group()
 
