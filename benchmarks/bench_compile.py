@@ -23,19 +23,10 @@ import time
 
 import torch
 
-from wavesep import WaveUNet, presets, pretrained
+from bench_inference import load  # preset names get random weights (seed 0)
 from wavesep.apply import resolve_precision, separate
 
 INPUT_RATE = 44100
-
-
-def load(spec: str) -> WaveUNet:
-    if spec in presets.names():
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(0)
-            model = WaveUNet(presets.get(spec))
-        return model.eval()
-    return pretrained.get_model(spec).eval()
 
 
 def timed(fn):
