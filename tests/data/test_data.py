@@ -565,3 +565,87 @@ def test_unreadable_mixture_seen_by_musdb_is_named(tmp_path):
     with pytest.raises(AudioError) as err:
         list_tracks("synthetic", root, "train")
     assert str(bad) in str(err.value)
+
+
+# ---------------------------------------------------------------------- backing recordings
+
+
+def write_backing(root, names=("Backing A", "Backing B"), seconds=1.2, rate=RATE, freq=1000.0):
+    """A stems folder of one-file tracks (accompaniment.wav): stereo sines of ``freq`` Hz, the right
+    channel at half the left, so a backing window is recognisable in the targets."""
+    root = Path(root)
+    t = np.arange(int(rate * seconds)) / rate
+    for k, name in enumerate(names):
+        x = 0.3 * np.sin(2 * np.pi * freq * t + k)
+        (root / "train" / name).mkdir(parents=True, exist_ok=True)
+        sf.write(root / "train" / name / "accompaniment.wav", np.stack([x, 0.5 * x], 1).astype(np.float32), rate,
+                 subtype="FLOAT")
+    return root
+
+
+def test_backing_replaces_the_accompaniment_at_its_level(corpus, cache, tiny, tmp_path):
+    backing_root = write_backing(tmp_path / "backing", names=[f"Backing {c}" for c in "ABCDEFGHIJ"])
+    augment = AugmentConfig(gain=False, channel_swap=False, sign_flip=False, backing=True, backing_prob=1.0,
+                            backing_spread_db=0.0)
+    train, _ = build(corpus, "vocals", tiny, cache_dir=cache, augment=augment, backing_root=backing_root)
+    # 10 tracks in train/ without valid/: one is held out, the other 9 are the backing.
+    assert len(train.backing_tracks) == 9
+    assert all(t.array.dtype == np.float16 for t in train.backing_tracks)
+    plain = TrainWindows(train.cached_tracks, tiny.sources, train.window, seed=0,
+                         augment=AugmentConfig(gain=False, channel_swap=False, sign_flip=False))
+    crop = slice(train.window.offset, train.window.offset + train.window.output_samples)
+    for i in range(4):
+        mix, targets = train[i]
+        _, plain_targets = plain[i]
+        # The vocals are the window's own; the mixture is still the sum of the targets.
+        assert torch.equal(targets[1], plain_targets[1])
+        assert torch.allclose(mix[:, crop], targets.sum(dim=0), atol=1e-6)
+        acc = targets[0].double()
+        # The accompaniment is the backing (right channel = half the left), not the noise stems
+        # (its level is tested in closed form below).
+        assert acc.abs().max() > 0.01 and torch.allclose(acc[1], 0.5 * acc[0], atol=1e-4)
+        assert not torch.allclose(plain_targets[0][1], 0.5 * plain_targets[0][0], atol=1e-2)
+    again = TrainWindows(train.cached_tracks, tiny.sources, train.window, seed=0,
+                             augment=AugmentConfig(gain=False, channel_swap=False, sign_flip=False, backing=True,
+                                                   backing_prob=1.0, backing_spread_db=0.0),
+                             backing=train.backing_tracks)
+    mix, targets = again[0]
+    assert torch.equal(targets, train[0][1])  # window i is a pure function of (seed, i)
+
+
+def test_backing_level_is_the_replaced_accompaniments():
+    from wavesep.data import augment as aug
+
+    rng = np.random.default_rng(0)
+    stems = rng.standard_normal((4, 2, 1000)).astype(np.float32)
+    stems[:3] *= 0.1
+    vocals_before = stems[3].copy()
+    acc_rms = np.sqrt(np.mean(stems[:3].sum(axis=0).astype(np.float64) ** 2))
+    backing = (0.7 * np.ones((2, 1000))).astype(np.float32)
+    aug.replace_backing(stems, np.random.default_rng(5), 3, backing, spread_db=6.0)
+    gain_db = np.random.default_rng(5).uniform(-6.0, 6.0)  # the one draw replace_backing makes
+    assert np.array_equal(stems[3], vocals_before)
+    assert not stems[1:3].any()
+    np.testing.assert_allclose(np.sqrt(np.mean(stems[0].astype(np.float64) ** 2)), acc_rms * 10 ** (gain_db / 20),
+                               rtol=1e-5)
+    # A silent accompaniment: the backing comes in at the vocals' level.
+    stems = np.zeros((2, 2, 100), np.float32)
+    stems[1] = 0.2
+    aug.replace_backing(stems, np.random.default_rng(1), 1, backing[:, :100], spread_db=0.0)
+    np.testing.assert_allclose(stems[0], 0.2, rtol=1e-6)
+
+
+def test_backing_needs_vocals_and_tracks(corpus, cache, tiny, tmp_path):
+    tracks = load(corpus, "train", sample_rate=22050, channels=2, cache_dir=cache)
+    window = WindowSpec.from_model(tiny)
+    with pytest.raises(DataError, match="no backing tracks"):
+        TrainWindows(tracks, tiny.sources, window, augment=AugmentConfig(backing=True))
+    with pytest.raises(DataError, match="does not use them"):
+        TrainWindows(tracks, tiny.sources, window, augment=True, backing=tracks[:1])
+    other = load_tracks("stems", corpus, "train", sources=("bass", "drums"), sample_rate=22050, channels=2,
+                        cache_dir=cache)
+    model = WaveUNet(presets.get("tiny").replace(sources=("bass", "drums")))
+    with pytest.raises(DataError, match="'vocals' stem"):
+        TrainWindows(other, model.sources, window, augment=AugmentConfig(backing=True), backing=other)
+    with pytest.raises(ValueError, match="backing_prob"):
+        AugmentConfig(backing=True, backing_prob=1.5)

@@ -671,6 +671,22 @@ def test_mono_prob_option_reaches_the_augmentation():
     assert cfg.mono and cfg.mono_prob == 0.25 and not cfg.level
 
 
+def test_backing_option_reaches_the_augmentation_and_the_datasets(monkeypatch):
+    from wavesep import data
+    from wavesep.training.cli import augment_config, build_datasets_from_args, parse_args
+
+    args, _ = parse_args(["--synthetic", "corpus", "--out", "run", "--preset", "tiny", "--backing", "real",
+                          "--backing-prob", "0.3"])
+    cfg = augment_config(args)
+    assert cfg.backing and cfg.backing_prob == 0.3 and not cfg.level
+    args, _ = parse_args(["--synthetic", "corpus", "--out", "run", "--preset", "tiny", "--backing", "real"])
+    assert augment_config(args).backing_prob == 0.5
+    seen = {}
+    monkeypatch.setattr(data, "build_datasets", lambda *a, **k: seen.update(k))
+    build_datasets_from_args(args, WaveUNet(presets.get("tiny")))
+    assert seen["backing_root"] == "real" and seen["augment"].backing
+
+
 def test_loss_option_reaches_the_train_config():
     from wavesep.training.cli import _config_from_args, parse_args
 

@@ -17,6 +17,9 @@ augmented stems, so the mixture always equals the sum of the targets.
   trained at one level is level-dependent).
 - :func:`make_mono`: with probability p every stem's channels replaced by their mean (mono
   records, where panning is no cue to which source is which).
+- :func:`replace_backing`: the window's accompaniment stems replaced by a recording of real,
+  voice-free music at the same level (to within a random spread), so that the network hears real
+  instruments, mixes and masters beside the rendered vocals.
 
 :class:`AugmentConfig` switches them on and off; :func:`apply` runs the enabled in-place ones in a
 fixed order (the order of the RNG draws is part of the determinism contract).
@@ -51,6 +54,11 @@ class AugmentConfig:
         production: with probability ``production_prob`` run the production chain of
             :mod:`wavesep.data.production` (vocal chain, instrument colour, bus compression, limiting
             and loudness) on the window's stems, after the other augmentations.
+        backing: with probability ``backing_prob`` replace the window's accompaniment by a window of
+            a backing recording (:func:`replace_backing`; the dataset needs backing tracks), before
+            the other augmentations.
+        backing_spread_db: the backing's level is the replaced accompaniment's level times a gain
+            drawn from U(-spread, +spread) dB.
     """
 
     gain: bool = True
@@ -69,6 +77,9 @@ class AugmentConfig:
     mono_prob: float = 0.2
     production: bool = False
     production_prob: float = 0.75
+    backing: bool = False
+    backing_prob: float = 0.5
+    backing_spread_db: float = 3.0
 
     def __post_init__(self):
         problems = []
@@ -77,7 +88,10 @@ class AugmentConfig:
                             f"{self.level_high_db}")
         if not 0.0 <= self.gain_low <= self.gain_high:
             problems.append(f"need 0 <= gain_low <= gain_high, got {self.gain_low}, {self.gain_high}")
-        for name in ("channel_swap_prob", "sign_flip_prob", "remix_prob", "mono_prob", "production_prob"):
+        if not 0.0 <= self.backing_spread_db <= 40.0:
+            problems.append(f"backing_spread_db must be in [0, 40] dB, got {self.backing_spread_db}")
+        for name in ("channel_swap_prob", "sign_flip_prob", "remix_prob", "mono_prob", "production_prob",
+                     "backing_prob"):
             p = getattr(self, name)
             if not 0.0 <= p <= 1.0:
                 problems.append(f"{name} must be in [0, 1], got {p}")
@@ -88,7 +102,7 @@ class AugmentConfig:
     def none(cls) -> "AugmentConfig":
         """No augmentation at all (the mixture file is then used where a track has one)."""
         return cls(gain=False, channel_swap=False, sign_flip=False, remix=False, level=False, mono=False,
-                   production=False)
+                   production=False, backing=False)
 
     @classmethod
     def paper(cls) -> "AugmentConfig":
@@ -99,7 +113,7 @@ class AugmentConfig:
     def enabled(self) -> bool:
         """Whether any augmentation is switched on."""
         return (self.gain or self.channel_swap or self.sign_flip or self.remix or self.level or self.mono
-                or self.production)
+                or self.production or self.backing)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -202,6 +216,45 @@ def remix(rng: np.random.Generator, num_stems: int, draw_stem: Callable[[np.rand
         (S_all, C, T) float array, a new array.
     """
     return np.stack([draw_stem(rng, k) for k in range(num_stems)])
+
+
+def replace_backing(stems: np.ndarray, rng: np.random.Generator, vocals: int, backing: np.ndarray,
+                    spread_db: float = 3.0) -> np.ndarray:
+    """Replaces the accompaniment of a window by a backing recording, in place.
+
+    Every stem but ``vocals`` is set to zero except the first of them, which becomes ``backing``
+    scaled to the RMS level of the accompaniment it replaces (the sum of the non-vocal stems)
+    times a gain drawn from U(-spread_db, spread_db) dB, so the vocals-to-accompaniment ratio
+    keeps the corpus's distribution. When the replaced accompaniment is silent the backing is
+    brought to the vocals' level instead; when both are silent, or the backing is, it keeps its
+    own level. One RNG draw in every case.
+
+    Args:
+        stems: (S_all, C, T) float array with S_all >= 2, modified in place and returned.
+        rng: source of the level draw.
+        vocals: index of the vocals stem in ``stems``.
+        backing: (C, T) float array, a window of a voice-free recording.
+        spread_db: half-width of the level draw (dB).
+    """
+    if stems.shape[0] < 2 or not 0 <= vocals < stems.shape[0]:
+        raise ValueError(f"replace_backing needs a vocals stem and another one, got {stems.shape[0]} stems, "
+                         f"vocals index {vocals}")
+    if backing.shape != stems.shape[1:]:
+        raise ValueError(f"backing shape {backing.shape} differs from a stem's {stems.shape[1:]}")
+    gain_db = rng.uniform(-spread_db, spread_db)
+    others = [k for k in range(stems.shape[0]) if k != vocals]
+
+    def rms(x):
+        return float(np.sqrt(np.mean(np.square(x, dtype=np.float64))))
+
+    reference = rms(stems[others].sum(axis=0))
+    if reference <= 1e-7:
+        reference = rms(stems[vocals])
+    own = rms(backing)
+    scale = 10.0 ** (gain_db / 20.0) * reference / own if reference > 1e-7 and own > 1e-7 else 1.0
+    stems[others] = 0.0
+    stems[others[0]] = backing * np.asarray(scale, dtype=stems.dtype)
+    return stems
 
 
 def apply(stems: np.ndarray, rng: np.random.Generator, config: AugmentConfig) -> np.ndarray:

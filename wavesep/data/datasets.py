@@ -219,6 +219,9 @@ class TrainWindows(_TrackSet):
         seed: non-negative int.
         augment: an :class:`~wavesep.data.augment.AugmentConfig`, True (its defaults), False, or a dict.
         length: the virtual length reported by ``len()``.
+        backing: cached one-stem tracks of voice-free recordings (same rate and channels), drawn
+            in proportion to their length when ``augment.backing`` replaces a window's
+            accompaniment (:func:`wavesep.data.augment.replace_backing`); needed then, and only then.
     """
 
     def __init__(
@@ -230,6 +233,7 @@ class TrainWindows(_TrackSet):
         seed: int = 0,
         augment=True,
         length: int = VIRTUAL_LENGTH,
+        backing: Optional[Sequence[CachedTrack]] = None,
     ):
         _check_tracks(tracks, "training")
         if int(seed) < 0:
@@ -244,6 +248,34 @@ class TrainWindows(_TrackSet):
         self.num_stems = self.cached_tracks[0].num_stems
         # Cumulative track lengths: a uniform sample position picks a track in proportion to its length.
         self._cumulative = np.cumsum([t.length for t in self.cached_tracks])
+        self.backing_tracks = list(backing or [])
+        if self.augment.backing:
+            self._check_backing()
+            self._vocals = self.cached_tracks[0].stem_names.index("vocals")
+            self._backing_cumulative = np.cumsum([t.length for t in self.backing_tracks])
+        elif self.backing_tracks:
+            raise DataError("backing tracks were given, but the augmentation does not use them (augment.backing)")
+
+    def _check_backing(self) -> None:
+        names = self.cached_tracks[0].stem_names
+        if "vocals" not in names or len(names) < 2:
+            raise DataError(f"backing replaces the accompaniment of a vocals track, but the tracks' stems are "
+                            f"{', '.join(names)} (a 'vocals' stem and at least one other are needed)")
+        if not self.backing_tracks:
+            raise DataError("augment.backing is on, but no backing tracks were given (a folder of voice-free "
+                            "recordings, see build_datasets(backing_root=...))")
+        for t in self.backing_tracks:
+            if (t.sample_rate, t.channels) != (self.sample_rate, self.channels):
+                raise DataError(f"backing track {t.name} is at ({t.sample_rate} Hz, {t.channels} channels), "
+                                f"the training tracks at ({self.sample_rate} Hz, {self.channels} channels)")
+
+    def _draw_backing(self, rng: np.random.Generator) -> np.ndarray:
+        """A (C, T_in) window of a backing track, drawn like a training window."""
+        cum = self._backing_cumulative
+        t = int(np.searchsorted(cum, rng.integers(cum[-1]), side="right"))
+        track = self.backing_tracks[t]
+        out_start = int(rng.integers(max(track.length - self.window.output_samples, 0) + 1))
+        return _read_window(track.array, slice(0, 1), out_start - self.window.offset, self.window.input_samples)[0]
 
     def __len__(self) -> int:
         return self.length
@@ -273,6 +305,8 @@ class TrainWindows(_TrackSet):
             stems = _read_window(track.array, slice(0, self.num_stems), start, self.window.input_samples)
             if not cfg.enabled and track.has_mixture:
                 mix = _read_window(track.array, slice(self.num_stems, None), start, self.window.input_samples)[0]
+        if cfg.backing and rng.random() < cfg.backing_prob:
+            aug.replace_backing(stems, rng, self._vocals, self._draw_backing(rng), cfg.backing_spread_db)
         aug.apply(stems, rng, cfg)
         if cfg.production and rng.random() < cfg.production_prob:
             production.produce(stems, rng, self.cached_tracks[0].sample_rate, self.cached_tracks[0].stem_names)
@@ -430,6 +464,7 @@ def build_datasets(
     cache_dtype: str = "float32",
     length: int = VIRTUAL_LENGTH,
     progress: bool = True,
+    backing_root=None,
 ):
     """Training windows and validation set of a dataset, shaped for ``model``.
 
@@ -451,6 +486,9 @@ def build_datasets(
         cache_dtype: "float32" or "float16".
         length: virtual length of the training set.
         progress: progress bar while decoding tracks for the first time.
+        backing_root: with ``augment.backing``: a "stems" folder whose tracks each hold one file,
+            ``accompaniment.*``, of voice-free music (its training subset is used; decoded into the
+            cache as float16, half the disk).
 
     Returns:
         (:class:`TrainWindows`, :class:`ValidationSet`).
@@ -472,6 +510,11 @@ def build_datasets(
     overlap = {t.name for t in train_tracks} & {t.name for t in valid_tracks}
     if overlap:
         warnings.warn(f"{len(overlap)} track(s) are in both the training and validation sets: {sorted(overlap)[:3]}")
-    train = TrainWindows(train_tracks, target_names, window, seed=seed, augment=augment, length=length)
+    backing = None
+    if backing_root is not None:
+        backing_specs = list_tracks("stems", backing_root, "train", sources=("accompaniment",))
+        backing = cache_tracks(backing_specs, **dict(common, cache_dtype="float16"))
+    train = TrainWindows(train_tracks, target_names, window, seed=seed, augment=augment, length=length,
+                         backing=backing)
     valid = ValidationSet(valid_tracks, target_names, window, max_windows=valid_windows)
     return train, valid
