@@ -649,3 +649,17 @@ def test_backing_needs_vocals_and_tracks(corpus, cache, tiny, tmp_path):
         TrainWindows(other, model.sources, window, augment=AugmentConfig(backing=True), backing=other)
     with pytest.raises(ValueError, match="backing_prob"):
         AugmentConfig(backing=True, backing_prob=1.5)
+
+
+def test_vocal_eq_changes_only_the_vocals(corpus, cache, tiny):
+    tracks = load(corpus, "train", sample_rate=22050, channels=2, cache_dir=cache)
+    window = WindowSpec.from_model(tiny)
+    base = dict(gain=False, channel_swap=False, sign_flip=False)
+    plain = TrainWindows(tracks, tiny.sources, window, seed=4, augment=AugmentConfig(**base))
+    eq = TrainWindows(tracks, tiny.sources, window, seed=4, augment=AugmentConfig(vocal_eq=True, vocal_eq_prob=1.0, **base))
+    crop = slice(window.offset, window.offset + window.output_samples)
+    for i in range(3):
+        (pmix, ptargets), (mix, targets) = plain[i], eq[i]
+        assert torch.equal(targets[0], ptargets[0])
+        assert not torch.allclose(targets[1], ptargets[1], atol=1e-3)
+        assert torch.allclose(mix[:, crop], targets.sum(dim=0), atol=1e-6)

@@ -90,3 +90,25 @@ def test_some_windows_are_mono_and_bass_is_often_centred():
         centred_bass += np.allclose(s[0, 0], s[0, 1])
     assert 4 <= mono <= 24  # probability 0.2
     assert centred_bass >= 35  # 0.7 + 0.3 * 0.2
+
+
+def test_brighten_lifts_the_top_band_against_the_voice_band_and_keeps_the_level():
+    from wavesep.data.production import brighten
+
+    rate = 22050
+    t = np.arange(rate) / rate
+    low, high = np.sin(2 * np.pi * 400 * t), 0.01 * np.sin(2 * np.pi * 9000 * t)
+    stem = np.stack([low + high, low + high]).astype(np.float32)
+    for seed in range(5):
+        out = brighten(stem, np.random.default_rng(seed), rate)
+        assert out.shape == stem.shape and out.dtype == np.float32
+        np.testing.assert_allclose(np.sqrt(np.mean(out.astype(np.float64) ** 2)),
+                                   np.sqrt(np.mean(stem.astype(np.float64) ** 2)), rtol=1e-5)
+        spec = np.abs(np.fft.rfft(out[0, rate // 2:]))  # after the filters' start-up, 2 Hz bins
+        before = np.abs(np.fft.rfft(stem[0, rate // 2:]))
+        lift = 20 * np.log10(spec[4500] / spec[200]) - 20 * np.log10(before[4500] / before[200])
+        # two shelves of +3..+15 dB and 0..+10 dB: between +3 and +25 dB at 9 kHz against 400 Hz
+        assert 3.0 - 0.5 < lift < 25.0 + 0.5
+    assert np.array_equal(brighten(stem, np.random.default_rng(3), rate), brighten(stem, np.random.default_rng(3), rate))
+    silent = np.zeros((2, 100), np.float32)
+    assert not brighten(silent, np.random.default_rng(0), rate).any()

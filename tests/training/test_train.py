@@ -687,6 +687,14 @@ def test_backing_option_reaches_the_augmentation_and_the_datasets(monkeypatch):
     assert seen["backing_root"] == "real" and seen["augment"].backing
 
 
+def test_vocal_eq_option_reaches_the_augmentation():
+    from wavesep.training.cli import augment_config, parse_args
+
+    args, _ = parse_args(["--synthetic", "corpus", "--out", "run", "--preset", "tiny", "--vocal-eq", "0.4"])
+    cfg = augment_config(args)
+    assert cfg.vocal_eq and cfg.vocal_eq_prob == 0.4 and not cfg.backing
+
+
 def test_loss_option_reaches_the_train_config():
     from wavesep.training.cli import _config_from_args, parse_args
 

@@ -255,6 +255,9 @@ class TrainWindows(_TrackSet):
             self._backing_cumulative = np.cumsum([t.length for t in self.backing_tracks])
         elif self.backing_tracks:
             raise DataError("backing tracks were given, but the augmentation does not use them (augment.backing)")
+        if self.augment.vocal_eq and "vocals" not in self.cached_tracks[0].stem_names:
+            raise DataError(f"augment.vocal_eq needs a 'vocals' stem; the tracks have "
+                            f"{', '.join(self.cached_tracks[0].stem_names)}")
 
     def _check_backing(self) -> None:
         names = self.cached_tracks[0].stem_names
@@ -308,6 +311,9 @@ class TrainWindows(_TrackSet):
         if cfg.backing and rng.random() < cfg.backing_prob:
             aug.replace_backing(stems, rng, self._vocals, self._draw_backing(rng), cfg.backing_spread_db)
         aug.apply(stems, rng, cfg)
+        if cfg.vocal_eq and rng.random() < cfg.vocal_eq_prob:
+            k = self.cached_tracks[0].stem_names.index("vocals")
+            stems[k] = production.brighten(stems[k], rng, self.cached_tracks[0].sample_rate)
         if cfg.production and rng.random() < cfg.production_prob:
             production.produce(stems, rng, self.cached_tracks[0].sample_rate, self.cached_tracks[0].stem_names)
         if mix is None:

@@ -27,7 +27,7 @@ from .loop import train
 
 
 _RUN_DEFINING = ("preset", "task", "sources", "seed", "batch_size", "lr", "epoch_iterations", "output_samples",
-                 "output_seconds", "augment", "remix", "production", "level_range", "mono_prob", "backing", "backing_prob", "loss", "finetune_batch_size", "finetune_lr", "is_wav", "init_from")
+                 "output_seconds", "augment", "remix", "production", "level_range", "mono_prob", "backing", "backing_prob", "vocal_eq", "loss", "finetune_batch_size", "finetune_lr", "is_wav", "init_from")
 
 # Options of one invocation: a resumed run takes them from its own command line (or defaults).
 # (--threads is not one: a resumed run reuses the run's thread count unless told otherwise, since
@@ -37,7 +37,7 @@ _PER_INVOCATION = ("max_steps", "max_minutes", "device", "progress")
 _DEFAULTS = {
     "preset": "M4", "task": None, "sources": None, "out": None, "resume": None, "device": "auto",
     "output_samples": None, "output_seconds": None, "is_wav": False, "cache_dir": None,
-    "valid_windows": None, "augment": True, "remix": False, "production": False, "level_range": None, "mono_prob": None, "backing": None, "backing_prob": 0.5, "loss": "mse", "seed": 0, "batch_size": 16, "lr": 1e-4,
+    "valid_windows": None, "augment": True, "remix": False, "production": False, "level_range": None, "mono_prob": None, "backing": None, "backing_prob": 0.5, "vocal_eq": None, "loss": "mse", "seed": 0, "batch_size": 16, "lr": 1e-4,
     "epoch_iterations": 2000, "patience": 20, "max_epochs": None, "finetune": True,
     "finetune_batch_size": 32, "finetune_lr": 1e-5, "finetune_patience": 20,
     "finetune_max_epochs": None, "valid_batch_size": None, "valid_tracks": 3,
@@ -83,6 +83,10 @@ def build_parser() -> argparse.ArgumentParser:
                       help="with --augment and a vocals task, replace the accompaniment of a share of the "
                       "windows (--backing-prob) by real, voice-free music: DIR is a stems folder whose "
                       "tracks each hold one accompaniment.* file (python -m wavesep.corpus.backing builds one) (default: off)")
+    data.add_argument("--vocal-eq", type=float, metavar="P",
+                      help="with --augment, give the vocal stem of a window the spectral balance of a produced "
+                      "voice (high-pass, +3..+15 dB above 2.5-5 kHz, air) with probability P: rendered voices "
+                      "are 10-20 dB duller above 4 kHz than real ones (default: off)")
     data.add_argument("--backing-prob", type=float, metavar="P",
                       help="share of the windows that get a --backing recording as accompaniment (default 0.5)")
 
@@ -176,13 +180,15 @@ def augment_config(args):
     augment = args.augment
     remix, production = getattr(args, "remix", False), getattr(args, "production", False)
     level, mono = getattr(args, "level_range", None), getattr(args, "mono_prob", None)
-    backing = getattr(args, "backing", None)
-    if augment and (remix or production or level or mono or backing):
+    backing, vocal_eq = getattr(args, "backing", None), getattr(args, "vocal_eq", None)
+    if augment and (remix or production or level or mono or backing or vocal_eq):
         extra = {"level": True, "level_low_db": float(level[0]), "level_high_db": float(level[1])} if level else {}
         if mono:
             extra.update(mono=True, mono_prob=float(mono))
         if backing:
             extra.update(backing=True, backing_prob=float(getattr(args, "backing_prob", 0.5)))
+        if vocal_eq:
+            extra.update(vocal_eq=True, vocal_eq_prob=float(vocal_eq))
         augment = data.AugmentConfig(remix=bool(remix), production=bool(production), **extra)
     elif augment and str(args.preset).startswith("M"):
         # The paper's presets get the paper's augmentation: source gains U(0.7, 1.0) only.
