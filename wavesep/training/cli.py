@@ -86,7 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--vocal-eq", type=float, metavar="P",
                       help="with --augment, give the vocal stem of a window the spectral balance of a produced "
                       "voice (high-pass, +3..+15 dB above 2.5-5 kHz, air) with probability P: rendered voices "
-                      "are 10-20 dB duller above 4 kHz than real ones (default: off)")
+                      "have 5-15 dB less of their energy above 4 kHz than real ones (default: off)")
     data.add_argument("--backing-prob", type=float, metavar="P",
                       help="share of the windows that get a --backing recording as accompaniment (default 0.5)")
 

@@ -1,0 +1,94 @@
+"""Spectral balance of vocals: real stems against the rendered corpus, and what a model recovers.
+
+    python benchmarks/bench_spectra.py --stems ../shared/realdev --corpus corpora/sampled10h --tracks 24
+    python benchmarks/bench_spectra.py --stems ../shared/realdev --model default-v1
+
+Without ``--model``: for the vocals of each track of an own-stems folder (``vocals.*``; the
+layout ``wavesep-evaluate --stems`` reads) and of the first ``--tracks`` training songs of a
+rendered corpus (with the singing method its ``meta/<song>.json`` names), the share of the
+vocals' energy in each band (dB relative to their total). With ``--model``: for each track of
+the folder, the energy of the model's vocals estimate (post-filter ``ratio-mask``) relative to
+the true vocals' in each band, and the error's (estimate - truth) relative to the truth: where
+the estimate is 10 dB below the truth and the error near 0 dB, the model leaves that band of the
+voice in the accompaniment. Prints figures; asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+
+import numpy as np
+import soundfile as sf
+
+EDGES = (0, 200, 500, 1000, 2000, 4000, 8000, 11025)
+
+
+def band_energy(x: np.ndarray, sample_rate: int) -> np.ndarray:
+    """Energy of (T, C) audio in each band of EDGES (Hz), shape (len(EDGES) - 1,)."""
+    spec = np.abs(np.fft.rfft(x, axis=0)) ** 2
+    freqs = np.fft.rfftfreq(x.shape[0], 1.0 / sample_rate)
+    return np.array([spec[(freqs >= lo) & (freqs < hi)].sum() for lo, hi in zip(EDGES[:-1], EDGES[1:])])
+
+
+def _db(x):
+    return np.round(10 * np.log10(np.maximum(x, 1e-30)), 1)
+
+
+def _method(meta_path: str) -> str:
+    if not os.path.exists(meta_path):
+        return "?"
+    text = open(meta_path).read().lower()
+    return ",".join(m for m in ("sinsy", "espeak", "festival", "choir") if m in text) or "?"
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--stems", required=True, help="own-stems folder with true vocals (e.g. ../shared/realdev)")
+    p.add_argument("--corpus", help="rendered corpus to compare with (python -m wavesep.synth)")
+    p.add_argument("--tracks", type=int, default=24, help="rendered training songs to read (default 24)")
+    p.add_argument("--model", help="score a model's vocals estimate per band instead")
+    args = p.parse_args(argv)
+    folders = sorted(d for d in glob.glob(os.path.join(args.stems, "*")) if glob.glob(os.path.join(d, "vocals.*")))
+    print("bands (Hz):", " ".join(f"{lo}-{hi}" for lo, hi in zip(EDGES[:-1], EDGES[1:])))
+    if args.model:
+        import torch
+
+        from wavesep.api import Separator
+
+        torch.set_num_threads(1)
+        sep = Separator(args.model, postfilter="ratio-mask")
+        print(f"{args.model}: estimate / truth (dB) per band | error / truth (dB) per band")
+        for d in folders:
+            vocals, rate = sf.read(glob.glob(os.path.join(d, "vocals.*"))[0], always_2d=True, dtype="float32")
+            mixture, _ = sf.read(glob.glob(os.path.join(d, "mixture.*"))[0], always_2d=True, dtype="float32")
+            est = sep.separate_tensor(torch.from_numpy(np.ascontiguousarray(mixture.T)), rate)["vocals"].numpy().T
+            truth = band_energy(vocals, rate)
+            print(f"  {os.path.basename(d)[:28]:28s} {_db(band_energy(est, rate) / truth)} | "
+                  f"{_db(band_energy(est - vocals, rate) / truth)}")
+        return 0
+    print("real vocals: band share of their energy (dB)")
+    for d in folders:
+        x, rate = sf.read(glob.glob(os.path.join(d, "vocals.*"))[0], always_2d=True)
+        e = band_energy(x, rate)
+        print(f"  {os.path.basename(d)[:28]:28s} {_db(e / e.sum())}")
+    if args.corpus:
+        names = json.load(open(os.path.join(args.corpus, "splits.json")))["train"][: args.tracks]
+        shares = []
+        print("rendered vocals: band share of their energy (dB), singing method")
+        for name in names:
+            path = os.path.join(args.corpus, "train", name, "vocals.wav")
+            x, rate = sf.read(path, always_2d=True)
+            e = band_energy(x, rate)
+            if e.sum() <= 0:
+                continue
+            shares.append(e / e.sum())
+            print(f"  {name[-16:]:28s} {_db(e / e.sum())} {_method(os.path.join(args.corpus, 'meta', name + '.json'))}")
+        print(f"  {'median over songs':28s} {_db(np.median(np.array(shares), axis=0))}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
