@@ -2,6 +2,7 @@
 
     python benchmarks/bench_spectra.py --stems ../shared/realdev --corpus corpora/sampled10h --tracks 24
     python benchmarks/bench_spectra.py --stems ../shared/realdev --model default-v1
+    python benchmarks/bench_spectra.py --solo ../shared/realdev/solo-singing/vocadito_1.flac --model default-v1
 
 Without ``--model``: for the vocals of each track of an own-stems folder (``vocals.*``; the
 layout ``wavesep-evaluate --stems`` reads) and of the first ``--tracks`` training songs of a
@@ -10,7 +11,10 @@ vocals' energy in each band (dB relative to their total). With ``--model``: for 
 the folder, the energy of the model's vocals estimate (post-filter ``ratio-mask``) relative to
 the true vocals' in each band, and the error's (estimate - truth) relative to the truth: where
 the estimate is 10 dB below the truth and the error near 0 dB, the model leaves that band of the
-voice in the accompaniment. Prints figures; asserts nothing.
+voice in the accompaniment. With ``--solo FILE`` (real unaccompanied singing) and ``--model``:
+the share of the voice's energy, in all and per band, that the model returns as vocals, with the
+input scaled by each of ``--gains`` (a solo voice is all vocals: 0 dB everywhere is perfect).
+Prints figures; asserts nothing.
 """
 
 from __future__ import annotations
@@ -46,11 +50,19 @@ def _method(meta_path: str) -> str:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--stems", required=True, help="own-stems folder with true vocals (e.g. ../shared/realdev)")
+    p.add_argument("--stems", help="own-stems folder with true vocals (e.g. ../shared/realdev)")
+    p.add_argument("--solo", help="a recording of unaccompanied singing (with --model)")
+    p.add_argument("--gains", type=float, nargs="+", default=[1.0, 4.0], help="input gains for --solo")
     p.add_argument("--corpus", help="rendered corpus to compare with (python -m wavesep.synth)")
     p.add_argument("--tracks", type=int, default=24, help="rendered training songs to read (default 24)")
     p.add_argument("--model", help="score a model's vocals estimate per band instead")
     args = p.parse_args(argv)
+    if args.solo:
+        if not args.model:
+            p.error("--solo needs --model")
+        return _solo(args)
+    if not args.stems:
+        p.error("give --stems (or --solo with --model)")
     folders = sorted(d for d in glob.glob(os.path.join(args.stems, "*")) if glob.glob(os.path.join(d, "vocals.*")))
     print("bands (Hz):", " ".join(f"{lo}-{hi}" for lo, hi in zip(EDGES[:-1], EDGES[1:])))
     if args.model:
@@ -87,6 +99,27 @@ def main(argv=None) -> int:
             shares.append(e / e.sum())
             print(f"  {name[-16:]:28s} {_db(e / e.sum())} {_method(os.path.join(args.corpus, 'meta', name + '.json'))}")
         print(f"  {'median over songs':28s} {_db(np.median(np.array(shares), axis=0))}")
+    return 0
+
+
+def _solo(args) -> int:
+    import torch
+
+    from wavesep.api import Separator
+
+    torch.set_num_threads(1)
+    sep = Separator(args.model, postfilter="ratio-mask")
+    voice, rate = sf.read(args.solo, always_2d=True, dtype="float32")
+    level = 20 * np.log10(np.sqrt(np.mean(voice.astype(np.float64) ** 2)))
+    print("bands (Hz):", " ".join(f"{lo}-{hi}" for lo, hi in zip(EDGES[:-1], EDGES[1:])))
+    print(f"{args.model} on {os.path.basename(args.solo)} ({voice.shape[0] / rate:.1f} s, {level:.1f} dBFS RMS): "
+          "energy returned as vocals / the voice's (dB), in all and per band")
+    for gain in args.gains:
+        x = voice * gain
+        est = sep.separate_tensor(torch.from_numpy(np.ascontiguousarray(x.T)), rate)["vocals"].numpy().T
+        total = np.sum(est.astype(np.float64) ** 2) / np.sum(x.astype(np.float64) ** 2)
+        print(f"  input x {gain:g} ({level + 20 * np.log10(gain):.1f} dBFS): all {_db(total)}, per band "
+              f"{_db(band_energy(est, rate) / band_energy(x, rate))}")
     return 0
 
 
