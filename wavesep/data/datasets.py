@@ -274,19 +274,19 @@ class TrainWindows(_TrackSet):
 
     def _draw_backing(self, rng: np.random.Generator) -> np.ndarray:
         """A (C, T_in) window of a backing track, drawn like a training window."""
-        cum = self._backing_cumulative
-        t = int(np.searchsorted(cum, rng.integers(cum[-1]), side="right"))
-        track = self.backing_tracks[t]
-        out_start = int(rng.integers(max(track.length - self.window.output_samples, 0) + 1))
-        return _read_window(track.array, slice(0, 1), out_start - self.window.offset, self.window.input_samples)[0]
+        track, start = self._draw_position(rng, self.backing_tracks, self._backing_cumulative)
+        return _read_window(track.array, slice(0, 1), start, self.window.input_samples)[0]
 
     def __len__(self) -> int:
         return self.length
 
-    def _draw_position(self, rng: np.random.Generator):
-        """(track, input start sample) of a random window; the start may be negative (padding)."""
-        t = int(np.searchsorted(self._cumulative, rng.integers(self._cumulative[-1]), side="right"))
-        track = self.cached_tracks[t]
+    def _draw_position(self, rng: np.random.Generator, tracks=None, cumulative=None):
+        """(track, input start sample) of a random window of ``tracks`` (default: the training
+        tracks; ``cumulative``: their cumulative lengths); the start may be negative (padding)."""
+        if tracks is None:
+            tracks, cumulative = self.cached_tracks, self._cumulative
+        t = int(np.searchsorted(cumulative, rng.integers(cumulative[-1]), side="right"))
+        track = tracks[t]
         out_start = int(rng.integers(max(track.length - self.window.output_samples, 0) + 1))
         return track, out_start - self.window.offset
 
