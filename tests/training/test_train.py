@@ -687,6 +687,18 @@ def test_backing_option_reaches_the_augmentation_and_the_datasets(monkeypatch):
     assert seen["backing_root"] == "real" and seen["augment"].backing
 
 
+def test_cache_dtype_option_reaches_the_datasets(monkeypatch):
+    from wavesep import data
+    from wavesep.training.cli import build_datasets_from_args, parse_args
+
+    seen = {}
+    monkeypatch.setattr(data, "build_datasets", lambda *a, **k: seen.update(k))
+    for argv, dtype in (([], "float32"), (["--cache-dtype", "float16"], "float16")):
+        args, _ = parse_args(["--synthetic", "corpus", "--out", "run", "--preset", "tiny", *argv])
+        build_datasets_from_args(args, WaveUNet(presets.get("tiny")))
+        assert seen["cache_dtype"] == dtype
+
+
 def test_vocal_eq_option_reaches_the_augmentation():
     from wavesep.training.cli import augment_config, parse_args
 

@@ -27,7 +27,7 @@ from .loop import train
 
 
 _RUN_DEFINING = ("preset", "task", "sources", "seed", "batch_size", "lr", "epoch_iterations", "output_samples",
-                 "output_seconds", "augment", "remix", "production", "level_range", "mono_prob", "backing", "backing_prob", "vocal_eq", "loss", "finetune_batch_size", "finetune_lr", "is_wav", "init_from")
+                 "output_seconds", "augment", "remix", "production", "level_range", "mono_prob", "backing", "backing_prob", "vocal_eq", "cache_dtype", "loss", "finetune_batch_size", "finetune_lr", "is_wav", "init_from")
 
 # Options of one invocation: a resumed run takes them from its own command line (or defaults).
 # (--threads is not one: a resumed run reuses the run's thread count unless told otherwise, since
@@ -36,7 +36,7 @@ _PER_INVOCATION = ("max_steps", "max_minutes", "device", "progress")
 
 _DEFAULTS = {
     "preset": "M4", "task": None, "sources": None, "out": None, "resume": None, "device": "auto",
-    "output_samples": None, "output_seconds": None, "is_wav": False, "cache_dir": None,
+    "output_samples": None, "output_seconds": None, "is_wav": False, "cache_dir": None, "cache_dtype": "float32",
     "valid_windows": None, "augment": True, "remix": False, "production": False, "level_range": None, "mono_prob": None, "backing": None, "backing_prob": 0.5, "vocal_eq": None, "loss": "mse", "seed": 0, "batch_size": 16, "lr": 1e-4,
     "epoch_iterations": 2000, "patience": 20, "max_epochs": None, "finetune": True,
     "finetune_batch_size": 32, "finetune_lr": 1e-5, "finetune_patience": 20,
@@ -62,6 +62,10 @@ def build_parser() -> argparse.ArgumentParser:
     which.add_argument("--synthetic", metavar="ROOT", help="corpus made by python -m wavesep.synth")
     data.add_argument("--is-wav", action="store_true", help="MUSDB18-HQ: decoded wav files")
     data.add_argument("--cache-dir", metavar="DIR", help="cache of decoded/resampled audio")
+    data.add_argument("--cache-dtype", choices=("float32", "float16"),
+                      help="storage of the decode cache: float16 halves its disk (10 h of 4-stem songs with their "
+                      "mixture at 22.05 kHz stereo: about 15 GB instead of 30) at a rounding error of about "
+                      "-66 dB (default float32)")
     data.add_argument("--valid-windows", type=int, metavar="N", help="number of validation windows")
     data.add_argument("--augment", action=argparse.BooleanOptionalAction,
                       help="random source gains U(0.7, 1.0), mixture rebuilt as the sum of the stems "
@@ -204,6 +208,7 @@ def build_datasets_from_args(args, model: WaveUNet) -> tuple:
     # builders are safe (a second run, or ranks after the first, hit the cache).
     augment = augment_config(args)
     kwargs = {"is_wav": args.is_wav, "seed": args.seed, "cache_dir": args.cache_dir, "augment": augment,
+              "cache_dtype": getattr(args, "cache_dtype", "float32"),
               "output_samples": _output_samples(args, model.sample_rate), "progress": _dist_info()[0] == 0}
     if args.valid_windows is not None:
         kwargs["valid_windows"] = args.valid_windows
