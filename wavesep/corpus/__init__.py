@@ -6,7 +6,11 @@
 - :mod:`~wavesep.corpus.sampled`: the sampled renderer (public-domain scores arranged with MMA
   grooves, played by FluidSynth, mixed with room effects).
 - :mod:`~wavesep.corpus.singing`: the sampled renderer's singers, one module per method.
+- :mod:`~wavesep.corpus.backing`: real, voice-free recordings from Debian packages for
+  ``train.py --backing`` (download, conversion, a voice screen, selection).
 
-May import: the shared basics (wavesep.atomic, wavesep.errors, wavesep.audio). Nothing here
-imports data, training, evaluation or the network: corpora feed :mod:`wavesep.data` on disk.
+May import: the shared basics (wavesep.atomic, wavesep.errors, wavesep.audio) and, lazily in the
+backing voice screen alone, the inference API (wavesep.api) that separates the screened
+recordings. Nothing here imports data, training or evaluation: corpora feed :mod:`wavesep.data`
+on disk.
 """

@@ -36,7 +36,6 @@ used to train and are not redistributed.
 from __future__ import annotations
 
 import argparse
-import glob
 import json
 import os
 import re
@@ -51,6 +50,9 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 
 from ..errors import WavesepError
+
+# Layering: the voice screen imports wavesep.api (and silero_vad) inside screen() only, the one
+# step that needs a network; the rest of this module is corpus-level (files, ffmpeg, apt).
 
 # Debian main packages with real recorded music, mostly instrumental (screened anyway).
 DEFAULT_PACKAGES = (
