@@ -249,13 +249,14 @@ class TrainWindows(_TrackSet):
         # Cumulative track lengths: a uniform sample position picks a track in proportion to its length.
         self._cumulative = np.cumsum([t.length for t in self.cached_tracks])
         self.backing_tracks = list(backing or [])
+        names = self.cached_tracks[0].stem_names
+        self._vocals = names.index("vocals") if "vocals" in names else None  # for backing and vocal_eq
         if self.augment.backing:
             self._check_backing()
-            self._vocals = self.cached_tracks[0].stem_names.index("vocals")
             self._backing_cumulative = np.cumsum([t.length for t in self.backing_tracks])
         elif self.backing_tracks:
             raise DataError("backing tracks were given, but the augmentation does not use them (augment.backing)")
-        if self.augment.vocal_eq and "vocals" not in self.cached_tracks[0].stem_names:
+        if self.augment.vocal_eq and self._vocals is None:
             raise DataError(f"augment.vocal_eq needs a 'vocals' stem; the tracks have "
                             f"{', '.join(self.cached_tracks[0].stem_names)}")
 
@@ -312,8 +313,7 @@ class TrainWindows(_TrackSet):
             aug.replace_backing(stems, rng, self._vocals, self._draw_backing(rng), cfg.backing_spread_db)
         aug.apply(stems, rng, cfg)
         if cfg.vocal_eq and rng.random() < cfg.vocal_eq_prob:
-            k = self.cached_tracks[0].stem_names.index("vocals")
-            stems[k] = production.brighten(stems[k], rng, self.cached_tracks[0].sample_rate)
+            stems[self._vocals] = production.brighten(stems[self._vocals], rng, self.cached_tracks[0].sample_rate)
         if cfg.production and rng.random() < cfg.production_prob:
             production.produce(stems, rng, self.cached_tracks[0].sample_rate, self.cached_tracks[0].stem_names)
         if mix is None:

@@ -87,12 +87,12 @@ def build_parser() -> argparse.ArgumentParser:
                       help="with --augment and a vocals task, replace the accompaniment of a share of the "
                       "windows (--backing-prob) by real, voice-free music: DIR is a stems folder whose "
                       "tracks each hold one accompaniment.* file (python -m wavesep.corpus.backing builds one) (default: off)")
+    data.add_argument("--backing-prob", type=float, metavar="P",
+                      help="share of the windows that get a --backing recording as accompaniment (default 0.5)")
     data.add_argument("--vocal-eq", type=float, metavar="P",
                       help="with --augment, give the vocal stem of a window the spectral balance of a produced "
                       "voice (high-pass, +3..+15 dB above 2.5-5 kHz, air) with probability P: rendered voices "
                       "have 5-15 dB less of their energy above 4 kHz than real ones (default: off)")
-    data.add_argument("--backing-prob", type=float, metavar="P",
-                      help="share of the windows that get a --backing recording as accompaniment (default 0.5)")
 
     run = p.add_argument_group("run")
     run.add_argument("--preset", choices=presets.names(), help="model preset (default M4)")
