@@ -651,6 +651,90 @@ def test_backing_needs_vocals_and_tracks(corpus, cache, tiny, tmp_path):
         AugmentConfig(backing=True, backing_prob=1.5)
 
 
+# ---------------------------------------------------------------------- re-sung voices
+
+
+def write_voices(root, names, lengths, rate=RATE, freq=700.0):
+    """``root/train/<name>/vocals.wav`` per track: a stereo sine whose right channel is a third of
+    its left and whose amplitude rises linearly with the sample index, so a window's position in
+    its track can be read back from it."""
+    root = Path(root)
+    for k, (name, seconds) in enumerate(zip(names, lengths)):
+        n = int(rate * seconds)
+        x = 0.4 * (np.arange(n) / n) * np.sin(2 * np.pi * freq * np.arange(n) / rate + k)
+        (root / "train" / name).mkdir(parents=True, exist_ok=True)
+        sf.write(root / "train" / name / "vocals.wav", np.stack([x, x / 3], 1).astype(np.float32), rate,
+                 subtype="FLOAT")
+    return root
+
+
+@pytest.mark.parametrize("remix", [False, True])
+def test_voices_replace_the_vocals_at_the_same_position(corpus, cache, tiny, tmp_path, remix):
+    voices_root = write_voices(tmp_path / "voices", SPLITS["train"], [1.0, 1.5, 1.2])
+    base = dict(gain=False, channel_swap=False, sign_flip=False, remix=remix)
+    train, _ = build(corpus, "vocals", tiny, cache_dir=cache, augment=AugmentConfig(voices=True, voices_prob=1.0, **base),
+                     voices_root=voices_root)
+    assert sorted(train.voice_tracks) == sorted(SPLITS["train"])
+    assert all(t.array.dtype == np.float16 for t in train.voice_tracks.values())
+    plain = TrainWindows(train.cached_tracks, tiny.sources, train.window, seed=0, augment=AugmentConfig(**base))
+    crop = slice(train.window.offset, train.window.offset + train.window.output_samples)
+    for i in range(4):
+        (mix, targets), (_, plain_targets) = train[i], plain[i]
+        # the accompaniment is untouched, the vocals are the voice track (right = left / 3)
+        assert torch.equal(targets[0], plain_targets[0])
+        voc = targets[1].double()
+        assert voc.abs().max() > 0.01 and torch.allclose(voc[1], voc[0] / 3, atol=2e-3)
+        assert torch.allclose(mix[:, crop], targets.sum(dim=0), atol=1e-6)
+        if not remix:
+            # at the window's own position: the voice's envelope grows with the sample index
+            # exactly where the replaced noise vocals were, so the rendered and the new vocals
+            # share the window (both silent only in padding)
+            assert ((plain_targets[1].abs().sum(0) > 0) == (voc.abs().sum(0) > 0)).float().mean() > 0.99
+    half = TrainWindows(train.cached_tracks, tiny.sources, train.window, seed=0,
+                        augment=AugmentConfig(voices=True, voices_prob=0.5, **base),
+                        voices=list(train.voice_tracks.values()))
+    replaced = [torch.allclose(half[i][1][1][1].double(), half[i][1][1][0].double() / 3, atol=2e-3)
+                for i in range(40)]
+    assert 8 < sum(replaced) < 32
+
+
+def test_voices_window_is_at_the_tracks_position(tmp_path, cache, tiny):
+    """One track whose vocals are a ramp, and a voice track that is twice that ramp: every
+    replaced window is exactly twice the plain one (same track, same samples)."""
+    root = tmp_path / "ramp"
+    n = RATE
+    ramp = (0.5 * np.arange(n) / n).astype(np.float32)
+    for name in ("Ramp A", "Ramp B"):
+        (root / "train" / name).mkdir(parents=True)
+        for s in STEMS:
+            x = ramp if s == "vocals" else np.zeros(n, np.float32)
+            sf.write(root / "train" / name / f"{s}.wav", np.stack([x, x], 1), RATE, subtype="FLOAT")
+        (tmp_path / "v" / name).mkdir(parents=True)
+        sf.write(tmp_path / "v" / name / "vocals.wav", np.stack([ramp, ramp], 1) * 1.5, RATE, subtype="FLOAT")
+    base = dict(gain=False, channel_swap=False, sign_flip=False)
+    train, _ = build(root, "vocals", tiny, cache_dir=tmp_path / "c", augment=AugmentConfig(voices=True, voices_prob=1.0, **base),
+                     voices_root=tmp_path / "v", valid_windows=1)
+    plain = TrainWindows(train.cached_tracks, tiny.sources, train.window, seed=0, augment=AugmentConfig(**base))
+    for i in range(3):
+        v, p = train[i][1][1].double(), plain[i][1][1].double()
+        assert p.abs().max() > 0.05
+        torch.testing.assert_close(v, 1.5 * p, atol=2e-3, rtol=2e-3)  # float16 cache of the voice
+
+
+def test_voices_need_one_per_track(corpus, cache, tiny, tmp_path):
+    voices_root = write_voices(tmp_path / "voices", SPLITS["train"][:2], [1.0, 1.5])
+    with pytest.raises(DataError, match="no vocals file for 1 of 3 tracks.*Track C"):
+        build(corpus, "vocals", tiny, cache_dir=cache, augment=AugmentConfig(voices=True), voices_root=voices_root)
+    tracks = load(corpus, "train", sample_rate=22050, channels=2, cache_dir=cache)
+    window = WindowSpec.from_model(tiny)
+    with pytest.raises(DataError, match="re-sung vocals track for every training track"):
+        TrainWindows(tracks, tiny.sources, window, augment=AugmentConfig(voices=True), voices=tracks[:1])
+    with pytest.raises(DataError, match="does not use them"):
+        TrainWindows(tracks, tiny.sources, window, augment=True, voices=tracks[:1])
+    with pytest.raises(ValueError, match="voices_prob"):
+        AugmentConfig(voices=True, voices_prob=-0.1)
+
+
 def test_vocal_eq_changes_only_the_vocals(corpus, cache, tiny):
     tracks = load(corpus, "train", sample_rate=22050, channels=2, cache_dir=cache)
     window = WindowSpec.from_model(tiny)

@@ -714,3 +714,22 @@ def test_loss_option_reaches_the_train_config():
     assert _config_from_args(args).loss == "level-mse"
     args, _ = parse_args(["--synthetic", "corpus", "--out", "run", "--preset", "tiny"])
     assert _config_from_args(args).loss == "mse"
+
+def test_voices_option_reaches_the_augmentation_and_the_datasets(monkeypatch):
+    from wavesep import data
+    from wavesep.training.cli import augment_config, build_datasets_from_args, parse_args
+
+    args, _ = parse_args(["--synthetic", "corpus", "--out", "run", "--preset", "tiny", "--voices", "v",
+                          "--voices-prob", "0.7"])
+    cfg = augment_config(args)
+    assert cfg.voices and cfg.voices_prob == 0.7 and not cfg.backing and not cfg.vocal_eq
+    args, _ = parse_args(["--synthetic", "corpus", "--out", "run", "--preset", "tiny", "--voices", "v"])
+    assert augment_config(args).voices_prob == 0.5
+    seen = {}
+    monkeypatch.setattr(data, "build_datasets", lambda *a, **k: seen.update(k))
+    build_datasets_from_args(args, WaveUNet(presets.get("tiny")))
+    assert seen["voices_root"] == "v" and seen["augment"].voices
+    args, _ = parse_args(["--synthetic", "corpus", "--out", "run", "--preset", "tiny"])
+    seen.clear()
+    build_datasets_from_args(args, WaveUNet(presets.get("tiny")))
+    assert "voices_root" not in seen

@@ -8,6 +8,8 @@
 - :mod:`~wavesep.corpus.singing`: the sampled renderer's singers, one module per method.
 - :mod:`~wavesep.corpus.backing`: real, voice-free recordings from Debian packages for
   ``train.py --backing`` (download, conversion, a voice screen, selection).
+- :mod:`~wavesep.corpus.revoice`: a rendered corpus's vocal lines sung again with recorded speech
+  through the WORLD vocoder, for ``train.py --voices``.
 
 May import: the shared basics (wavesep.atomic, wavesep.errors, wavesep.audio) and, lazily in the
 backing voice screen alone, the inference API (wavesep.api) that separates the screened

@@ -80,6 +80,7 @@ def fetch(out: Path, packages: Sequence[str]) -> None:
     """Downloads and unpacks ``packages`` into ``out/debs`` and ``out/x/<package>``."""
     debs, unpacked = out / "debs", out / "x"
     debs.mkdir(parents=True, exist_ok=True)
+    unpacked.mkdir(parents=True, exist_ok=True)
     missing = [p for p in packages if not list(debs.glob(f"{p}_*.deb"))]
     if missing:
         run = subprocess.run(["apt-get", "download", *missing], cwd=debs, capture_output=True, text=True)

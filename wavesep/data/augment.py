@@ -62,6 +62,10 @@ class AugmentConfig:
         vocal_eq: with probability ``vocal_eq_prob`` give the vocal stem the spectral balance of a
             produced voice (:func:`wavesep.data.production.brighten`), after the other augmentations
             and before the production chain.
+        voices: with probability ``voices_prob`` take the window's vocal stem from the track's
+            re-sung vocals (the same song, melody and position sung with a recorded voice; see
+            :mod:`wavesep.corpus.revoice`; the dataset needs voice tracks), before the other
+            augmentations.
     """
 
     gain: bool = True
@@ -85,6 +89,8 @@ class AugmentConfig:
     backing_spread_db: float = 3.0
     vocal_eq: bool = False
     vocal_eq_prob: float = 0.5
+    voices: bool = False
+    voices_prob: float = 0.5
 
     def __post_init__(self):
         problems = []
@@ -96,7 +102,7 @@ class AugmentConfig:
         if not 0.0 <= self.backing_spread_db <= 40.0:
             problems.append(f"backing_spread_db must be in [0, 40] dB, got {self.backing_spread_db}")
         for name in ("channel_swap_prob", "sign_flip_prob", "remix_prob", "mono_prob", "production_prob",
-                     "backing_prob", "vocal_eq_prob"):
+                     "backing_prob", "vocal_eq_prob", "voices_prob"):
             p = getattr(self, name)
             if not 0.0 <= p <= 1.0:
                 problems.append(f"{name} must be in [0, 1], got {p}")
@@ -107,7 +113,7 @@ class AugmentConfig:
     def none(cls) -> "AugmentConfig":
         """No augmentation at all (the mixture file is then used where a track has one)."""
         return cls(gain=False, channel_swap=False, sign_flip=False, remix=False, level=False, mono=False,
-                   production=False, backing=False, vocal_eq=False)
+                   production=False, backing=False, vocal_eq=False, voices=False)
 
     @classmethod
     def paper(cls) -> "AugmentConfig":
@@ -118,7 +124,7 @@ class AugmentConfig:
     def enabled(self) -> bool:
         """Whether any augmentation is switched on."""
         return (self.gain or self.channel_swap or self.sign_flip or self.remix or self.level or self.mono
-                or self.production or self.backing or self.vocal_eq)
+                or self.production or self.backing or self.vocal_eq or self.voices)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

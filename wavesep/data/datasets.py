@@ -44,7 +44,7 @@ from . import augment as aug
 from . import production
 from .augment import AugmentConfig
 from .cache import CACHE_DTYPES, CachedTrack, cache_track, default_cache_dir, is_cached
-from .tracks import DATASETS, MUSDB_STEMS, SUBSETS, AudioRef, TrackSpec, list_subsets, list_tracks
+from .tracks import DATASETS, MUSDB_STEMS, SUBSETS, AudioRef, TrackSpec, aligned_tracks, list_subsets, list_tracks
 from ..errors import DataError
 from ..model import MULTI_TASK, VOCALS_TASK
 
@@ -222,6 +222,10 @@ class TrainWindows(_TrackSet):
         backing: cached one-stem tracks of voice-free recordings (same rate and channels), drawn
             in proportion to their length when ``augment.backing`` replaces a window's
             accompaniment (:func:`wavesep.data.augment.replace_backing`); needed then, and only then.
+        voices: cached one-stem tracks (``vocals``) named like the training tracks, each the same
+            song's vocal line sung again (:mod:`wavesep.corpus.revoice`), aligned sample for
+            sample; ``augment.voices`` takes a window's vocal stem from them at the same position.
+            Needed then, and only then, with one per training track.
     """
 
     def __init__(
@@ -234,6 +238,7 @@ class TrainWindows(_TrackSet):
         augment=True,
         length: int = VIRTUAL_LENGTH,
         backing: Optional[Sequence[CachedTrack]] = None,
+        voices: Optional[Sequence[CachedTrack]] = None,
     ):
         _check_tracks(tracks, "training")
         if int(seed) < 0:
@@ -256,6 +261,11 @@ class TrainWindows(_TrackSet):
             self._backing_cumulative = np.cumsum([t.length for t in self.backing_tracks])
         elif self.backing_tracks:
             raise DataError("backing tracks were given, but the augmentation does not use them (augment.backing)")
+        self.voice_tracks = {t.name: t for t in (voices or [])}
+        if self.augment.voices:
+            self._check_voices()
+        elif self.voice_tracks:
+            raise DataError("voice tracks were given, but the augmentation does not use them (augment.voices)")
         if self.augment.vocal_eq and self._vocals is None:
             raise DataError(f"augment.vocal_eq needs a 'vocals' stem; the tracks have "
                             f"{', '.join(self.cached_tracks[0].stem_names)}")
@@ -272,6 +282,22 @@ class TrainWindows(_TrackSet):
             if (t.sample_rate, t.channels) != (self.sample_rate, self.channels):
                 raise DataError(f"backing track {t.name} is at ({t.sample_rate} Hz, {t.channels} channels), "
                                 f"the training tracks at ({self.sample_rate} Hz, {self.channels} channels)")
+
+    def _check_voices(self) -> None:
+        if self._vocals is None:
+            raise DataError(f"augment.voices replaces the vocal stem, but the tracks' stems are "
+                            f"{', '.join(self.cached_tracks[0].stem_names)}")
+        missing = [t.name for t in self.cached_tracks if t.name not in self.voice_tracks]
+        if missing:
+            raise DataError(f"augment.voices needs a re-sung vocals track for every training track; "
+                            f"{len(missing)} have none (e.g. {', '.join(missing[:3])}); build them with "
+                            f"python -m wavesep.corpus.revoice")
+        for t in self.cached_tracks:
+            v = self.voice_tracks[t.name]
+            if (v.sample_rate, v.channels) != (t.sample_rate, t.channels) or abs(v.length - t.length) > 64:
+                raise DataError(f"voice track {v.name} ({v.sample_rate} Hz, {v.channels} channels, {v.length} "
+                                f"samples) does not match its training track ({t.sample_rate} Hz, {t.channels} "
+                                f"channels, {t.length} samples)")
 
     def _draw_backing(self, rng: np.random.Generator) -> np.ndarray:
         """A (C, T_in) window of a backing track, drawn like a training window."""
@@ -291,9 +317,15 @@ class TrainWindows(_TrackSet):
         out_start = int(rng.integers(max(track.length - self.window.output_samples, 0) + 1))
         return track, out_start - self.window.offset
 
-    def _draw_stem(self, rng: np.random.Generator, k: int) -> np.ndarray:
+    def _draw_stem(self, rng: np.random.Generator, k: int, voice: bool = False) -> np.ndarray:
         track, start = self._draw_position(rng)
+        if voice and k == self._vocals:
+            return self._voice_window(track, start)
         return _read_window(track.array, slice(k, k + 1), start, self.window.input_samples)[0]  # (C, T_in)
+
+    def _voice_window(self, track: CachedTrack, start: int) -> np.ndarray:
+        """(C, T_in) window of ``track``'s re-sung vocals at input start ``start``."""
+        return _read_window(self.voice_tracks[track.name].array, slice(0, 1), start, self.window.input_samples)[0]
 
     def __getitem__(self, index: int):
         i = int(index)
@@ -302,13 +334,17 @@ class TrainWindows(_TrackSet):
         rng = np.random.default_rng((self.seed, i))
         cfg = self.augment
         mix = None
+        # its own stream, so a window with re-sung vocals is otherwise the window without them
+        voice = bool(cfg.voices and np.random.default_rng((self.seed, i, 1)).random() < cfg.voices_prob)
         if cfg.remix and rng.random() < cfg.remix_prob:
-            stems = aug.remix(rng, self.num_stems, self._draw_stem)  # (S_all, C, T_in)
+            stems = aug.remix(rng, self.num_stems, lambda r, k: self._draw_stem(r, k, voice))  # (S_all, C, T_in)
         else:
             track, start = self._draw_position(rng)
             stems = _read_window(track.array, slice(0, self.num_stems), start, self.window.input_samples)
             if not cfg.enabled and track.has_mixture:
                 mix = _read_window(track.array, slice(self.num_stems, None), start, self.window.input_samples)[0]
+            if voice:
+                stems[self._vocals] = self._voice_window(track, start)
         if cfg.backing and rng.random() < cfg.backing_prob:
             aug.replace_backing(stems, rng, self._vocals, self._draw_backing(rng), cfg.backing_spread_db)
         aug.apply(stems, rng, cfg)
@@ -471,6 +507,7 @@ def build_datasets(
     length: int = VIRTUAL_LENGTH,
     progress: bool = True,
     backing_root=None,
+    voices_root=None,
 ):
     """Training windows and validation set of a dataset, shaped for ``model``.
 
@@ -495,6 +532,9 @@ def build_datasets(
         backing_root: with ``augment.backing``: a "stems" folder whose tracks each hold one file,
             ``accompaniment.*``, of voice-free music (its training subset is used; decoded into the
             cache as float16, half the disk).
+        voices_root: with ``augment.voices``: a folder holding ``<track>/vocals.*`` (or
+            ``train/<track>/vocals.*``) for every training track, the track's vocal line sung again
+            (``python -m wavesep.corpus.revoice`` writes one); decoded into the cache as float16.
 
     Returns:
         (:class:`TrainWindows`, :class:`ValidationSet`).
@@ -520,7 +560,11 @@ def build_datasets(
     if backing_root is not None:
         backing_specs = list_tracks("stems", backing_root, "train", sources=("accompaniment",))
         backing = cache_tracks(backing_specs, **dict(common, cache_dtype="float16"))
+    voices = None
+    if voices_root is not None:
+        voice_specs = aligned_tracks(voices_root, [t.name for t in train_tracks], "vocals")
+        voices = cache_tracks(voice_specs, **dict(common, cache_dtype="float16"))
     train = TrainWindows(train_tracks, target_names, window, seed=seed, augment=augment, length=length,
-                         backing=backing)
+                         backing=backing, voices=voices)
     valid = ValidationSet(valid_tracks, target_names, window, max_windows=valid_windows)
     return train, valid

@@ -393,6 +393,40 @@ def _stem_folder_tracks(root: Path, subset: str, sources: tuple) -> list:
     return specs
 
 
+def aligned_tracks(root, names: Sequence[str], stem: str) -> list:
+    """One-stem tracks named like ``names``: ``root/<name>/<stem>.*`` or ``root/train/<name>/<stem>.*``.
+
+    Used for material aligned with another dataset's tracks (re-sung vocals, see
+    :mod:`wavesep.corpus.revoice`).
+
+    Args:
+        root: folder of track folders.
+        names: the track names wanted, in order.
+        stem: the file stem in each folder, e.g. "vocals".
+
+    Returns:
+        list of :class:`TrackSpec` (subset "train"), in the order of ``names``.
+
+    Raises:
+        DataError: a missing root, or a name with no folder or no such file (the first few named).
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"{root} is not a folder")
+    specs, missing = [], []
+    for name in names:
+        folder = next((d for d in (root / name, root / "train" / name) if d.is_dir()), None)
+        spec = _stem_folder_track(folder, "train", (stem,)) if folder is not None and _find_audio(folder, stem) else None
+        if spec is None:
+            missing.append(name)
+        else:
+            specs.append(spec)
+    if missing:
+        raise DataError(f"{root} has no {stem} file for {len(missing)} of {len(names)} tracks "
+                        f"(e.g. {', '.join(missing[:3])})")
+    return specs
+
+
 def _train_or_holdout(dirs: list, subset: str, has_valid_dir: bool) -> list:
     if has_valid_dir:
         return dirs if subset == "train" else []

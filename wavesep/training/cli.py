@@ -27,7 +27,7 @@ from .loop import train
 
 
 _RUN_DEFINING = ("preset", "task", "sources", "seed", "batch_size", "lr", "epoch_iterations", "output_samples",
-                 "output_seconds", "augment", "remix", "production", "level_range", "mono_prob", "backing", "backing_prob", "vocal_eq", "cache_dtype", "loss", "finetune_batch_size", "finetune_lr", "is_wav", "init_from")
+                 "output_seconds", "augment", "remix", "production", "level_range", "mono_prob", "backing", "backing_prob", "vocal_eq", "voices", "voices_prob", "cache_dtype", "loss", "finetune_batch_size", "finetune_lr", "is_wav", "init_from")
 
 # Options of one invocation: a resumed run takes them from its own command line (or defaults).
 # (--threads is not one: a resumed run reuses the run's thread count unless told otherwise, since
@@ -37,7 +37,7 @@ _PER_INVOCATION = ("max_steps", "max_minutes", "device", "progress")
 _DEFAULTS = {
     "preset": "M4", "task": None, "sources": None, "out": None, "resume": None, "device": "auto",
     "output_samples": None, "output_seconds": None, "is_wav": False, "cache_dir": None, "cache_dtype": "float32",
-    "valid_windows": None, "augment": True, "remix": False, "production": False, "level_range": None, "mono_prob": None, "backing": None, "backing_prob": 0.5, "vocal_eq": None, "loss": "mse", "seed": 0, "batch_size": 16, "lr": 1e-4,
+    "valid_windows": None, "augment": True, "remix": False, "production": False, "level_range": None, "mono_prob": None, "backing": None, "backing_prob": 0.5, "vocal_eq": None, "voices": None, "voices_prob": 0.5, "loss": "mse", "seed": 0, "batch_size": 16, "lr": 1e-4,
     "epoch_iterations": 2000, "patience": 20, "max_epochs": None, "finetune": True,
     "finetune_batch_size": 32, "finetune_lr": 1e-5, "finetune_patience": 20,
     "finetune_max_epochs": None, "valid_batch_size": None, "valid_tracks": 3,
@@ -89,6 +89,13 @@ def build_parser() -> argparse.ArgumentParser:
                       "tracks each hold one accompaniment.* file (python -m wavesep.corpus.backing builds one) (default: off)")
     data.add_argument("--backing-prob", type=float, metavar="P",
                       help="share of the windows that get a --backing recording as accompaniment (default 0.5)")
+    data.add_argument("--voices", metavar="DIR",
+                      help="with --augment and a vocals task, take the vocal stem of a share of the windows "
+                      "(--voices-prob) from the same song's vocal line sung again with a recorded voice: DIR "
+                      "holds <track>/vocals.* for every training track (python -m wavesep.corpus.revoice "
+                      "writes OUT/voices) (default: off)")
+    data.add_argument("--voices-prob", type=float, metavar="P",
+                      help="share of the windows whose vocals come from --voices (default 0.5)")
     data.add_argument("--vocal-eq", type=float, metavar="P",
                       help="with --augment, give the vocal stem of a window the spectral balance of a produced "
                       "voice (high-pass, +3..+15 dB above 2.5-5 kHz, air) with probability P: rendered voices "
@@ -185,7 +192,8 @@ def augment_config(args):
     remix, production = getattr(args, "remix", False), getattr(args, "production", False)
     level, mono = getattr(args, "level_range", None), getattr(args, "mono_prob", None)
     backing, vocal_eq = getattr(args, "backing", None), getattr(args, "vocal_eq", None)
-    if augment and (remix or production or level or mono or backing or vocal_eq):
+    voices = getattr(args, "voices", None)
+    if augment and (remix or production or level or mono or backing or vocal_eq or voices):
         extra = {"level": True, "level_low_db": float(level[0]), "level_high_db": float(level[1])} if level else {}
         if mono:
             extra.update(mono=True, mono_prob=float(mono))
@@ -193,6 +201,8 @@ def augment_config(args):
             extra.update(backing=True, backing_prob=float(getattr(args, "backing_prob", 0.5)))
         if vocal_eq:
             extra.update(vocal_eq=True, vocal_eq_prob=float(vocal_eq))
+        if voices:
+            extra.update(voices=True, voices_prob=float(getattr(args, "voices_prob", None) or 0.5))
         augment = data.AugmentConfig(remix=bool(remix), production=bool(production), **extra)
     elif augment and str(args.preset).startswith("M"):
         # The paper's presets get the paper's augmentation: source gains U(0.7, 1.0) only.
@@ -214,6 +224,8 @@ def build_datasets_from_args(args, model: WaveUNet) -> tuple:
         kwargs["valid_windows"] = args.valid_windows
     if getattr(args, "backing", None):
         kwargs["backing_root"] = args.backing
+    if getattr(args, "voices", None):
+        kwargs["voices_root"] = args.voices
     return data.build_datasets(args.dataset, args.root, args.task, model, **kwargs)
 
 
