@@ -122,7 +122,7 @@ def test_render_writes_aligned_voices_and_valid_stems(bank, tmp_path):
     assert revoice.render(out, corpus, jobs=1) == 2
     v, rate = sf.read(out / "voices" / "train" / "s-train-0" / "vocals.flac", always_2d=True)
     assert rate == RATE and v.shape == (vocals.shape[1] // 2, 2)
-    stems = out / "valid-stems" / "train" / "s-valid-0"
+    stems = out / "valid-stems" / "s-valid-0"
     mix, _ = sf.read(stems / "mixture.flac")
     parts = sum(sf.read(stems / f"{s}.flac")[0] for s in ("vocals", "accompaniment"))
     np.testing.assert_allclose(mix, parts, atol=2 / 32768)

@@ -363,7 +363,7 @@ def render(out: Path, corpus: Path, splits: Sequence[str] = ("train", "valid"), 
     for split in splits:
         for k, track in enumerate(_track_dirs(corpus, split)[:limit]):
             dest = out / "voices" / ("train" if split != "test" else "test") / track.name
-            valid_dir = out / "valid-stems" / "train" / track.name if split == "valid" else None
+            valid_dir = out / "valid-stems" / track.name if split == "valid" else None
             todo.append((track, dest, str(out / "bank"), (seed, k, sum(map(ord, split))), valid_dir))
     done = 0
     with ProcessPoolExecutor(max_workers=max(1, jobs)) as pool:
