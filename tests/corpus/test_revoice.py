@@ -132,3 +132,36 @@ def test_render_writes_aligned_voices_and_valid_stems(bank, tmp_path):
 def test_main_names_a_folder_that_is_not_a_corpus(tmp_path, capsys):
     assert revoice.main([str(tmp_path / "out"), "--corpus", str(tmp_path)]) == 1
     assert "not a rendered corpus" in capsys.readouterr().err
+
+
+def test_note_starts_find_note_changes_not_vibrato():
+    frames = 400  # 2 s of 5 ms frames: 220 Hz, then 2 semitones up at 0.7 s, 1 down at 1.4 s
+    semis = np.where(np.arange(frames) < 140, 0.0, np.where(np.arange(frames) < 280, 2.0, 1.0))
+    vibrato = 0.5 * np.sin(2 * np.pi * 6.0 * np.arange(frames) * 0.005)  # +-50 cents at 6 Hz
+    f0 = 220.0 * 2 ** ((semis + vibrato) / 12)
+    f0[390:] = 0.0
+    starts = revoice.note_starts(f0)
+    assert len(starts) == 2 and abs(starts[0] - 140) <= 3 and abs(starts[1] - 280) <= 3, starts
+    assert revoice.note_starts(220.0 * 2 ** (vibrato / 12)) == []
+    notes = revoice.split_notes(f0)
+    assert [n[2] for n in notes] == [False, True, True]
+    assert notes[0][0] == 0 and notes[-1][1] == 390 and all(notes[k][1] == notes[k + 1][0] for k in range(2))
+
+
+def test_legato_notes_get_their_own_syllables_and_levels(bank):
+    """Two notes with no gap (200 Hz, then 300 Hz 12 dB down): each is sung at its own level, and
+    the second starts with the consonant of its speech run (unvoiced frames near the change)."""
+    out, _ = bank
+    b = revoice.load_bank(out / "bank" / "v.npz")
+    rate = 44100
+    x = np.concatenate([harmonic(np.full(int(0.5 * rate), 200.0), rate, amp=0.2),
+                        harmonic(np.full(int(0.5 * rate), 300.0), rate, amp=0.05), np.zeros(int(0.2 * rate))])
+    mono22 = revoice._to_rate(x, rate)
+    pw = load_pyworld()
+    for seed in range(3):
+        y = revoice.revoice(np.stack([x, x]), rate, b, np.random.default_rng(seed))[0].astype(np.float64)
+        for a, b_ in ((0.1, 0.4), (0.6, 0.9)):
+            s = slice(int(a * RATE), int(b_ * RATE))
+            assert abs(10 * np.log10(np.mean(y[s] ** 2) / np.mean(mono22[s] ** 2))) < 1.0
+        f0, _ = pw.dio(np.ascontiguousarray(y), RATE, f0_floor=70.0, f0_ceil=800.0, frame_period=5.0)
+        assert (f0[90:101] == 0).any()  # a consonant in the 55 ms before the change at frame 100

@@ -11,9 +11,10 @@ aperiodicity of recorded human speech, through the WORLD vocoder:
   WORLD (5 ms frames) and cut into voiced runs of 50 ms to 1.5 s, each with up to 120 ms of the
   unvoiced sounds before and after it (consonants, breath). Frames are stored coded (60-dim
   spectral envelope, band aperiodicity), one bank per speaker;
-- a song: the rendered vocals' F0 (dio + stonemask) gives voiced runs (notes and their glides and
-  vibrato); each run is given a speech run whose voiced frames are stretched over it, its
-  consonants placed just before and after, the rendered F0 contour replacing the spoken one; the
+- a song: the rendered vocals' F0 (dio + stonemask) gives voiced runs, cut into notes where the
+  pitch steps (legato lines); each note is given a speech run whose voiced frames are stretched
+  over it, its consonants placed just before (for a legato note, over the end of the previous
+  one) and after, the rendered F0 contour (glides, vibrato) replacing the spoken one; the
   envelope is shifted in frequency towards the register (formants up for high voices); every run
   is brought to the rendered vocals' RMS over the same span, and the channels keep the rendered
   stem's balance.
@@ -209,9 +210,48 @@ def target_contour(vocals: np.ndarray, rate: int) -> tuple:
     return f0, rms, x
 
 
+def note_starts(f0: np.ndarray, semitones: float = 0.75, window: int = 16, spacing: int = 20) -> list:
+    """Frames inside the voiced runs of ``f0`` (Hz per 5 ms frame) where a new note starts: the
+    mean pitch of the ``window`` frames after differs from that of the ``window`` frames before
+    by ``semitones`` or more (a local maximum of that difference, ``spacing`` frames apart; the
+    80 ms means average vibrato out), at least 10 frames from a run's ends."""
+    starts = []
+    for a, b in runs(f0 > 0):
+        if b - a < 2 * window:
+            continue
+        st = 12 * np.log2(f0[a:b])
+        c = np.concatenate([[0.0], np.cumsum(st)])
+        k = np.arange(window, b - a - window + 1)
+        jump = np.abs((c[k + window] - c[k]) - (c[k] - c[k - window])) / window
+        order = np.argsort(-jump)
+        chosen = []
+        for j in order:
+            if jump[j] < semitones:
+                break
+            pos = int(k[j])
+            if 10 <= pos <= b - a - 10 and all(abs(pos - q) >= spacing for q in chosen):
+                chosen.append(pos)
+        starts.extend(a + q for q in sorted(chosen))
+    return starts
+
+
+def split_notes(f0: np.ndarray) -> list:
+    """[(start, stop, joined)]: the voiced runs of ``f0`` cut at :func:`note_starts`; ``joined``
+    is True for a note that follows the previous one with no gap (legato)."""
+    cuts = set(note_starts(f0))
+    notes = []
+    for a, b in runs(f0 > 0):
+        edges = [a] + sorted(c for c in cuts if a < c < b) + [b]
+        for k in range(len(edges) - 1):
+            notes.append((edges[k], edges[k + 1], k > 0))
+    return notes
+
+
 def sing_line(f0: np.ndarray, target: np.ndarray, bank: dict, rng: np.random.Generator,
               formant: float) -> np.ndarray:
-    """Sings the voiced runs of ``f0`` with speech runs drawn from ``bank``.
+    """Sings the notes of ``f0`` (:func:`split_notes`) with speech runs drawn from ``bank``: one
+    speech run per note, its consonants before it (for a legato note, in the last frames of the
+    previous one, unvoiced as spoken) and after it.
 
     Args:
         f0: (N,) target F0 in Hz per 5 ms frame, 0 where silent.
@@ -227,18 +267,18 @@ def sing_line(f0: np.ndarray, target: np.ndarray, bank: dict, rng: np.random.Gen
     n = f0.size
     fft = 2 * (513 - 1)
     out = np.zeros(target.size, dtype=np.float64)
-    notes = runs(f0 > 0)
+    notes = split_notes(f0)
     if not notes:
         return out.astype(np.float32)
     segs = bank["segments"]
     # phrases: notes less than 0.3 s apart are synthesised together
     phrases, cur = [], [notes[0]]
-    for a, b in notes[1:]:
-        if a - cur[-1][1] < 60:
-            cur.append((a, b))
+    for note in notes[1:]:
+        if note[0] - cur[-1][1] < 60:
+            cur.append(note)
         else:
             phrases.append(cur)
-            cur = [(a, b)]
+            cur = [note]
     phrases.append(cur)
     for phrase in phrases:
         p0 = max(0, phrase[0][0] - MARGIN)
@@ -249,13 +289,16 @@ def sing_line(f0: np.ndarray, target: np.ndarray, bank: dict, rng: np.random.Gen
         have = np.zeros(m, dtype=bool)
         out_f0 = np.zeros(m)
         spans = []
-        for k, (a, b) in enumerate(phrase):
+        for k, (a, b, joined) in enumerate(phrase):
             s, na, nb, e = (int(v) for v in segs[rng.integers(len(segs))])
             length = b - a
             src = np.linspace(na, nb - 1, length).round().astype(int)
             gap_before = a - (phrase[k - 1][1] if k else p0)
             gap_after = (phrase[k + 1][0] if k + 1 < len(phrase) else p1) - b
-            onset = min(na - s, max(gap_before - 2, 0))
+            if joined:  # the consonants take the last frames of the previous note
+                onset = min(na - s, 12, (a - phrase[k - 1][0]) // 3)
+            else:
+                onset = min(na - s, max(gap_before - 2, 0))
             coda = min(e - nb, max(gap_after // 2, 0))
             idx = np.concatenate([np.arange(na - onset, na), src, np.arange(nb, nb + coda)])
             pos = np.arange(a - onset, b + coda) - p0
@@ -263,6 +306,8 @@ def sing_line(f0: np.ndarray, target: np.ndarray, bank: dict, rng: np.random.Gen
             code_ap[pos] = bank["ap"][idx]
             have[pos] = True
             out_f0[a - p0:b - p0] = f0[a:b]
+            if onset:  # the consonants voiced as spoken, on the sung pitch
+                out_f0[a - onset - p0:a - p0] = np.where(bank["f0"][na - onset:na] > 0, f0[a - onset:a], 0.0)
             spans.append((a - onset, b + coda, a, b))
         sp = pw.decode_spectral_envelope(np.ascontiguousarray(code_sp), RATE, fft)
         sp[~have] = 1e-16
@@ -273,17 +318,19 @@ def sing_line(f0: np.ndarray, target: np.ndarray, bank: dict, rng: np.random.Gen
         y = pw.synthesize(np.ascontiguousarray(out_f0), np.ascontiguousarray(sp),
                           np.ascontiguousarray(ap), RATE, FRAME_MS)
         start = int(round(p0 * FRAME_MS * RATE / 1000))
-        # each note at the rendered voice's level over its own span
+        # each note at the rendered voice's level over its own span; the gain is a per-frame
+        # curve interpolated over each 5 ms frame, so a change between notes is a ramp, not a
+        # step (a step would put a click into the voice)
+        per_sample = FRAME_MS * RATE / 1000
+        gain = np.ones(m)
         for (u0, u1, a, b) in spans:
-            i0 = int(round((u0 - p0) * FRAME_MS * RATE / 1000))
-            i1 = min(y.size, int(round((u1 - p0) * FRAME_MS * RATE / 1000)))
-            j0 = int(round((a - p0) * FRAME_MS * RATE / 1000))
-            j1 = min(y.size, int(round((b - p0) * FRAME_MS * RATE / 1000)))
+            j0 = int(round((a - p0) * per_sample))
+            j1 = min(y.size, int(round((b - p0) * per_sample)))
             own = np.sqrt(np.mean(y[j0:j1] ** 2)) if j1 > j0 else 0.0
             t0, t1 = start + j0, min(target.size, start + j1)
             want = np.sqrt(np.mean(target[t0:t1] ** 2)) if t1 > t0 else 0.0
-            if own > 0 and i1 > i0:
-                y[i0:i1] *= want / own
+            gain[u0 - p0:u1 - p0] = want / own if own > 0 else 0.0
+        y = y * np.interp(np.arange(y.size), np.arange(m) * per_sample, gain)
         stop = min(out.size, start + y.size)
         out[start:stop] += y[: stop - start]
     return out.astype(np.float32)
