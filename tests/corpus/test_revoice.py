@@ -165,3 +165,22 @@ def test_legato_notes_get_their_own_syllables_and_levels(bank):
             assert abs(10 * np.log10(np.mean(y[s] ** 2) / np.mean(mono22[s] ** 2))) < 1.0
         f0, _ = pw.dio(np.ascontiguousarray(y), RATE, f0_floor=70.0, f0_ceil=800.0, frame_period=5.0)
         assert (f0[90:101] == 0).any()  # a consonant in the 55 ms before the change at frame 100
+
+
+def test_reverb_adds_a_room_tail_to_the_same_dry_voice(bank):
+    out, _ = bank
+    b = revoice.load_bank(out / "bank" / "m.npz")
+    vocals, _ = rendered_vocals()
+    dry = revoice.revoice(vocals, 44100, b, np.random.default_rng(3))
+    wet = revoice.revoice(vocals, 44100, b, np.random.default_rng(3), reverb=(0.3, 0.3))
+    tail = (wet - dry).astype(np.float64)
+    assert np.abs(tail).max() > 1e-3
+    # the room rings on into the silence after the first note, where the dry voice is silent,
+    # and decays there
+    gap = slice(int(0.73 * RATE), int(0.87 * RATE))
+    assert np.abs(dry[:, gap]).max() < 1e-4
+    early, late = (np.mean(tail[:, int(t * RATE): int((t + 0.05) * RATE)] ** 2) for t in (0.62, 0.9))
+    assert early > 4 * late > 0
+    # the room is stereo: the channels' tails differ beyond the rendered 2:1 balance
+    assert not np.allclose(tail[1], 0.5 * tail[0], atol=1e-4)
+    assert np.array_equal(revoice.revoice(vocals, 44100, b, np.random.default_rng(3), reverb=(0.0, 0.0)), dry)
