@@ -1,6 +1,7 @@
 """Spectral balance of vocals: real stems against the rendered corpus, and what a model recovers.
 
     python benchmarks/bench_spectra.py --stems ../shared/realdev --corpus corpora/sampled10h --tracks 24
+    python benchmarks/bench_spectra.py --stems ../shared/realdev --width
     python benchmarks/bench_spectra.py --stems ../shared/realdev --model default-v1
     python benchmarks/bench_spectra.py --solo ../shared/realdev/solo-singing/vocadito_1.flac --model default-v1
 
@@ -56,6 +57,8 @@ def main(argv=None) -> int:
     p.add_argument("--corpus", help="rendered corpus to compare with (python -m wavesep.synth)")
     p.add_argument("--tracks", type=int, default=24, help="rendered training songs to read (default 24)")
     p.add_argument("--model", help="score a model's vocals estimate per band instead")
+    p.add_argument("--width", action="store_true", help="print the vocals' stereo width instead: channel "
+                   "correlation and side/mid energy (dB) per track")
     args = p.parse_args(argv)
     if args.solo:
         if not args.model:
@@ -64,6 +67,8 @@ def main(argv=None) -> int:
     if not args.stems:
         p.error("give --stems (or --solo with --model)")
     folders = sorted(d for d in glob.glob(os.path.join(args.stems, "*")) if glob.glob(os.path.join(d, "vocals.*")))
+    if args.width:
+        return _width(folders, args.tracks)
     print("bands (Hz):", " ".join(f"{lo}-{hi}" for lo, hi in zip(EDGES[:-1], EDGES[1:])))
     if args.model:
         import torch
@@ -99,6 +104,25 @@ def main(argv=None) -> int:
             shares.append(e / e.sum())
             print(f"  {name[-16:]:28s} {_db(e / e.sum())} {_method(os.path.join(args.corpus, 'meta', name + '.json'))}")
         print(f"  {'median over songs':28s} {_db(np.median(np.array(shares), axis=0))}")
+    return 0
+
+
+def stereo_width(x: np.ndarray) -> tuple:
+    """(channel correlation, side/mid energy in dB) of a (T, 2) signal; (1.0, -inf) for mono."""
+    if x.ndim == 1 or x.shape[1] == 1:
+        return 1.0, -np.inf
+    left, right = x[:, 0].astype(np.float64), x[:, 1].astype(np.float64)
+    corr = float(np.corrcoef(left, right)[0, 1])
+    side, mid = np.sum((left - right) ** 2), np.sum((left + right) ** 2)
+    return corr, float(10 * np.log10(side / mid)) if side > 0 else -np.inf
+
+
+def _width(folders, limit: int) -> int:
+    print("vocals' stereo width: channel correlation, side/mid energy (dB)")
+    for d in folders[:limit]:
+        x, _ = sf.read(glob.glob(os.path.join(d, "vocals.*"))[0], always_2d=True)
+        corr, side = stereo_width(x)
+        print(f"  {os.path.basename(d)[:28]:28s} {corr:6.3f} {side:7.1f}")
     return 0
 
 
