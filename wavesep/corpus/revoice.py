@@ -37,6 +37,7 @@ wavesep.corpus.singing (pyworld loader, formant shift); numpy, scipy, soundfile.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import subprocess
@@ -170,6 +171,12 @@ def build_bank(out: Path, files: Sequence[Path]) -> dict:
         os.replace(tmp, path)
         result[speaker] = len(segs)
     return result
+
+
+@functools.lru_cache(maxsize=4)
+def _cached_bank(path: str) -> dict:
+    """:func:`load_bank`, once per worker process and bank (each is read-only after loading)."""
+    return load_bank(Path(path))
 
 
 def load_bank(path: Path) -> dict:
@@ -395,7 +402,7 @@ def _render_one(job: tuple) -> Optional[str]:
         return None
     banks = sorted(Path(bank_dir).glob("*.npz"))
     rng = np.random.default_rng(seed)
-    bank = load_bank(banks[int(rng.integers(len(banks)))])
+    bank = _cached_bank(str(banks[int(rng.integers(len(banks)))]))
     vocals, rate = sf.read(str(track / "vocals.wav"), dtype="float32", always_2d=True)
     new = revoice(vocals.T, rate, bank, rng, reverb)
     new = np.clip(new, -1.0, 1.0)
