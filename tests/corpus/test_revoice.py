@@ -184,3 +184,77 @@ def test_reverb_adds_a_room_tail_to_the_same_dry_voice(bank):
     # the room is stereo: the channels' tails differ beyond the rendered 2:1 balance
     assert not np.allclose(tail[1], 0.5 * tail[0], atol=1e-4)
     assert np.array_equal(revoice.revoice(vocals, 44100, b, np.random.default_rng(3), reverb=(0.0, 0.0)), dry)
+
+
+def test_room_share_zero_keeps_the_dry_voice(bank):
+    out, _ = bank
+    b = revoice.load_bank(out / "bank" / "m.npz")
+    vocals, _ = rendered_vocals()
+    dry = revoice.revoice(vocals, 44100, b, np.random.default_rng(3))
+    none = revoice.Production(reverb=(0.3, 0.3), room_share=0.0)
+    assert np.array_equal(revoice.revoice(vocals, 44100, b, np.random.default_rng(3), production=none), dry)
+    # the default production is the room on every song, as reverb= gives it
+    wet = revoice.revoice(vocals, 44100, b, np.random.default_rng(3), reverb=(0.3, 0.3))
+    every = revoice.Production(reverb=(0.3, 0.3))
+    np.testing.assert_allclose(revoice.revoice(vocals, 44100, b, np.random.default_rng(3), production=every),
+                               wet, atol=1e-6)
+
+
+def band_energy(x, lo, hi):
+    spec = np.abs(np.fft.rfft(np.asarray(x, dtype=np.float64))) ** 2
+    f = np.fft.rfftfreq(len(x), 1 / RATE)
+    return spec[(f >= lo) & (f < hi)].sum()
+
+
+def test_highpass_cuts_the_low_end_only(bank):
+    """A 2nd-order high-pass at 200 Hz on a 110 Hz voice: the fundamental falls by about
+    10*log10(1 + (200/110)^4) = 10.9 dB (Butterworth magnitude), the band above 2 kHz keeps its
+    energy within 0.2 dB."""
+    out, _ = bank
+    b = revoice.load_bank(out / "bank" / "m.npz")
+    rate = 44100
+    x = np.concatenate([harmonic(np.full(int(1.0 * rate), 110.0), rate), np.zeros(int(0.2 * rate))])
+    vocals = np.stack([x, x])
+    plain = revoice.revoice(vocals, rate, b, np.random.default_rng(5))[0]
+    cut = revoice.revoice(vocals, rate, b, np.random.default_rng(5),
+                          production=revoice.Production(reverb=(0, 0), highpass=(200.0, 200.0)))[0]
+    low = 10 * np.log10(band_energy(plain, 90, 130) / band_energy(cut, 90, 130))
+    want = 10 * np.log10(1 + (200 / 110) ** 4)
+    assert abs(low - want) < 1.5
+    high = 10 * np.log10(band_energy(plain, 2000, 10000) / band_energy(cut, 2000, 10000))
+    assert abs(high) < 0.2
+
+
+def test_double_tracking_widens_the_voice_at_the_lead_level(bank):
+    """Two late, detuned takes of the same words, one per channel: the channels stop being one
+    signal (correlation well below 1), each channel keeps the lead's level, and the lead's draws
+    are untouched (a later room gets the same room as without the takes)."""
+    out, _ = bank
+    b = revoice.load_bank(out / "bank" / "m.npz")
+    vocals, _ = rendered_vocals()
+    vocals = np.stack([vocals[0], vocals[0]])
+    lead = revoice.revoice(vocals, 44100, b, np.random.default_rng(4)).astype(np.float64)
+    assert np.corrcoef(lead[0], lead[1])[0, 1] > 0.9999
+    prod = revoice.Production(reverb=(0, 0), double_share=1.0, double_db=(-3.0, -3.0))
+    wide = revoice.revoice(vocals, 44100, b, np.random.default_rng(4), production=prod,
+                           prod_rng=np.random.default_rng(1)).astype(np.float64)
+    assert np.corrcoef(wide[0], wide[1])[0, 1] < 0.95
+    np.testing.assert_allclose(np.sqrt(np.mean(wide ** 2, axis=1)), np.sqrt(np.mean(lead ** 2, axis=1)), rtol=1e-3)
+    # the takes follow the same line: nothing in the gap between its notes
+    # (the first note's tail consonant ends by 0.6 + 0.12 s, 30 ms later in a take; the second
+    # note's leading consonant starts 0.12 s before 1.0 s)
+    gap = slice(int(0.76 * RATE), int(0.87 * RATE))
+    assert np.abs(lead[:, gap]).max() < 1e-4 and np.abs(wide[:, gap]).max() < 1e-4
+    # with a share of 0 the production draws change nothing
+    none = revoice.Production(reverb=(0, 0), double_share=0.0)
+    assert np.array_equal(revoice.revoice(vocals, 44100, b, np.random.default_rng(4), production=none,
+                                          prod_rng=np.random.default_rng(1)), lead.astype(np.float32))
+
+
+def test_cli_rejects_bad_production_ranges(tmp_path, capsys):
+    (tmp_path / "c").mkdir()
+    for bad in (["--room-share", "1.5"], ["--double-share", "-0.1"], ["--highpass", "200", "100"]):
+        with pytest.raises(SystemExit) as exc:
+            revoice.main([str(tmp_path / "o"), "--corpus", str(tmp_path / "c"), *bad])
+        assert exc.value.code == 2
+        assert bad[0] in capsys.readouterr().err

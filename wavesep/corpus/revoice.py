@@ -18,7 +18,11 @@ aperiodicity of recorded human speech, through the WORLD vocoder:
   envelope is shifted in frequency towards the register (formants up for high voices); every run
   is brought to the rendered vocals' RMS over the same span, and the channels keep the rendered
   stem's balance; a room (RT60 0.3-1.6 s, wet 0.1-0.4) is added, as a produced voice's stem holds
-  its reverb.
+  its reverb;
+- production (:class:`Production`, off unless asked): the room on a share of the songs only, a
+  high-pass (a vocal chain's low cut) and, on a share of the songs, a double-tracked voice (two
+  more takes of the same words, 10-30 ms late and a few cents off, one per side), as produced
+  voices are wide where a dry voice is a point source.
 
 Output: ``OUT/voices/<split>/<track>/vocals.flac`` (22.05 kHz, the rendered stem's channels,
 16-bit), aligned sample for sample with the corpus track of the same name, which
@@ -43,12 +47,13 @@ import os
 import subprocess
 import sys
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import Optional, Sequence
 
 import numpy as np
-from scipy.signal import fftconvolve, medfilt, resample_poly
+from scipy.signal import butter, fftconvolve, medfilt, resample_poly, sosfilt
 
 from ..errors import WavesepError
 from .backing import fetch
@@ -66,6 +71,31 @@ DEFAULT_REVERB = (0.1, 0.4)  # wet gain range of the room on the new voice
 
 class RevoiceError(WavesepError):
     """A step of the revoiced corpus failed (a package, a file, a track)."""
+
+
+@dataclass(frozen=True)
+class Production:
+    """How a new voice is produced after it is sung (all draws per song).
+
+    Attributes:
+        reverb: (low, high) wet gain range of the room; (0, 0): never a room.
+        room_share: share of the songs (0..1) that get the room.
+        highpass: (low, high) Hz: a 2nd-order Butterworth high-pass at a cutoff drawn from this
+            range, before the room; (0, 0): none.
+        double_share: share of the songs (0..1) whose voice is double-tracked: two more takes of
+            the same words (the same speech runs), each 10-30 ms late and 3-15 cents off, one
+            per channel, at ``double_db`` below the lead; then the sum is brought back to the
+            lead's level per channel.
+        double_db: (low, high) dB of each extra take against the lead, e.g. (-9, -3).
+
+    The default is the v3 recipe (a room on every song, wet 0.1-0.4, nothing else).
+    """
+
+    reverb: tuple = DEFAULT_REVERB
+    room_share: float = 1.0
+    highpass: tuple = (0.0, 0.0)
+    double_share: float = 0.0
+    double_db: tuple = (-9.0, -3.0)
 
 
 # ---------------------------------------------------------------------------------- bank
@@ -345,8 +375,16 @@ def sing_line(f0: np.ndarray, target: np.ndarray, bank: dict, rng: np.random.Gen
     return out.astype(np.float32)
 
 
+def _delayed(x: np.ndarray, n: int) -> np.ndarray:
+    """``x`` (N, ...) moved ``n`` >= 0 steps later, zero-filled, same length."""
+    out = np.zeros_like(x)
+    out[n:] = x[: x.shape[0] - n] if n > 0 else x
+    return out
+
+
 def revoice(vocals: np.ndarray, rate: int, bank: dict, rng: np.random.Generator,
-            reverb: Optional[tuple] = None) -> np.ndarray:
+            reverb: Optional[tuple] = None, production: Optional[Production] = None,
+            prod_rng: Optional[np.random.Generator] = None) -> np.ndarray:
     """A rendered vocals stem sung again with a speech bank's voice.
 
     Args:
@@ -357,30 +395,63 @@ def revoice(vocals: np.ndarray, rate: int, bank: dict, rng: np.random.Generator,
         reverb: (low, high): a room (:func:`wavesep.corpus.sampled.effects.room_ir`, RT60
             0.3-1.6 s, stereo) added at a wet gain drawn from U(low, high), as a produced voice
             carries its reverb in the stem; None: dry. The dry part is the same either way.
+            Ignored when ``production`` is given (its ``reverb`` counts).
+        production: :class:`Production`; None: only ``reverb``.
+        prod_rng: random generator for the production choices (room or not, cutoff, takes), so
+            that ``rng``'s draws (the lead voice and the room) stay those of a run without them;
+            None: ``np.random.default_rng(0)``.
 
     Returns:
         (C, T') float32 at 22.05 kHz, T' = T * 22050 / rate rounded like resample_poly, each
         channel the new voice times that channel's share of the rendered stem's level (plus
-        the room, if any).
+        the production, if any).
     """
+    if production is None:
+        production = Production(reverb=reverb if reverb is not None else (0.0, 0.0))
+    prod_rng = prod_rng if prod_rng is not None else np.random.default_rng(0)
     f0, _, target = target_contour(vocals, rate)
     voiced = f0[f0 > 0]
     register = float(np.median(voiced)) if voiced.size else bank["median_f0"]
     # formants follow the register a little (a soprano's are higher than a bass's), plus a spread
     formant = float(np.clip((register / bank["median_f0"]) ** 0.15 * rng.uniform(0.94, 1.06), 0.9, 1.25))
-    y = sing_line(f0, target, bank, rng, formant)
+    choices = np.random.Generator(type(rng.bit_generator)())
+    choices.bit_generator.state = rng.bit_generator.state  # the lead's segment choices, for the takes
+    y = sing_line(f0, target, bank, rng, formant).astype(np.float64)
     channels = np.asarray(vocals, dtype=np.float64)
     level = np.sqrt(np.mean(channels ** 2, axis=1))
     mono = np.sqrt(np.mean(channels.mean(axis=0) ** 2))
     gains = level / mono if mono > 0 else np.ones(channels.shape[0])
-    out = gains[:, None] * y[None, :].astype(np.float64)
-    if reverb is not None and reverb[1] > 0 and np.any(y):
+    sos = None
+    if production.highpass[1] > 0:
+        cutoff = float(prod_rng.uniform(*production.highpass))
+        sos = butter(2, cutoff, btype="highpass", fs=RATE, output="sos")
+        y = sosfilt(sos, y)
+    out = gains[:, None] * y[None, :]
+    if prod_rng.random() < production.double_share and np.any(y):
+        hop = int(round(RATE * FRAME_MS / 1000))
+        for c in range(2):
+            lag = int(prod_rng.integers(2, 7))  # frames: 10-30 ms
+            cents = float(prod_rng.uniform(3, 15)) * (1 if prod_rng.random() < 0.5 else -1)
+            take_rng = np.random.Generator(type(rng.bit_generator)())
+            take_rng.bit_generator.state = choices.bit_generator.state
+            take = sing_line(_delayed(f0, lag) * 2 ** (cents / 1200), _delayed(target, lag * hop),
+                             bank, take_rng, formant).astype(np.float64)
+            if sos is not None:
+                take = sosfilt(sos, take)
+            gain = 10 ** (float(prod_rng.uniform(*production.double_db)) / 20)
+            out[c % out.shape[0]] += gain * gains[c % out.shape[0]] * take[: y.size]
+        lead = np.sqrt(np.mean((gains[:, None] * y[None, :]) ** 2, axis=1))
+        now = np.sqrt(np.mean(out ** 2, axis=1))
+        out *= np.where(now > 0, lead / np.maximum(now, 1e-12), 1.0)[:, None]
+    room = production.reverb[1] > 0 and prod_rng.random() < production.room_share
+    if room and np.any(y):
         from .sampled.effects import room_ir
 
         ir, _ = room_ir(rng, RATE)
-        wet = float(rng.uniform(reverb[0], reverb[1]))
+        wet = float(rng.uniform(production.reverb[0], production.reverb[1]))
+        dry = out.copy()
         for c in range(out.shape[0]):
-            out[c] += wet * gains[c] * fftconvolve(y, ir[c % ir.shape[0]])[: y.size]
+            out[c] += wet * fftconvolve(dry[c], ir[c % ir.shape[0]])[: y.size]
     return out.astype(np.float32)
 
 
@@ -397,14 +468,15 @@ def _track_dirs(corpus: Path, split: str) -> list:
 def _render_one(job: tuple) -> Optional[str]:
     import soundfile as sf
 
-    track, dest, bank_dir, seed, valid_dir, reverb = job
+    track, dest, bank_dir, seed, valid_dir, production = job
     if (dest / "vocals.flac").exists() and (valid_dir is None or (valid_dir / "mixture.flac").exists()):
         return None
     banks = sorted(Path(bank_dir).glob("*.npz"))
     rng = np.random.default_rng(seed)
     bank = _cached_bank(str(banks[int(rng.integers(len(banks)))]))
     vocals, rate = sf.read(str(track / "vocals.wav"), dtype="float32", always_2d=True)
-    new = revoice(vocals.T, rate, bank, rng, reverb)
+    new = revoice(vocals.T, rate, bank, rng, production=production,
+                  prod_rng=np.random.default_rng(tuple(seed) + (1,)))
     new = np.clip(new, -1.0, 1.0)
     dest.mkdir(parents=True, exist_ok=True)
     tmp = dest / ".vocals.tmp.flac"
@@ -426,15 +498,16 @@ def _render_one(job: tuple) -> Optional[str]:
 
 
 def render(out: Path, corpus: Path, splits: Sequence[str] = ("train", "valid"), jobs: int = 2,
-           seed: int = 0, limit: Optional[int] = None, reverb: Optional[tuple] = DEFAULT_REVERB) -> int:
-    """New vocals for every track of ``splits`` of ``corpus`` (``reverb``: see :func:`revoice`);
-    returns how many were written."""
+           seed: int = 0, limit: Optional[int] = None, production: Optional[Production] = None) -> int:
+    """New vocals for every track of ``splits`` of ``corpus`` (``production``: see
+    :class:`Production`, default its v3 recipe); returns how many were written."""
+    production = production if production is not None else Production()
     todo = []
     for split in splits:
         for k, track in enumerate(_track_dirs(corpus, split)[:limit]):
             dest = out / "voices" / ("train" if split != "test" else "test") / track.name
             valid_dir = out / "valid-stems" / track.name if split == "valid" else None
-            todo.append((track, dest, str(out / "bank"), (seed, k, sum(map(ord, split))), valid_dir, reverb))
+            todo.append((track, dest, str(out / "bank"), (seed, k, sum(map(ord, split))), valid_dir, production))
     done = 0
     with ProcessPoolExecutor(max_workers=max(1, jobs)) as pool:
         for name in pool.map(_render_one, todo, chunksize=4):
@@ -460,7 +533,21 @@ def main(argv=None) -> int:
     p.add_argument("--limit", type=int, help="at most this many tracks per split (a quick look)")
     p.add_argument("--reverb", type=float, nargs=2, metavar=("LOW", "HIGH"), default=list(DEFAULT_REVERB),
                    help="wet gain range of a room added to the new voice (default 0.1 0.4; 0 0: dry)")
+    p.add_argument("--room-share", type=float, default=1.0, help="share of the songs given the room (default 1)")
+    p.add_argument("--highpass", type=float, nargs=2, metavar=("LOW", "HIGH"), default=[0.0, 0.0],
+                   help="cutoff range in Hz of a high-pass on the voice (default 0 0: none), e.g. 80 150")
+    p.add_argument("--double-share", type=float, default=0.0,
+                   help="share of the songs whose voice is double-tracked, one take per side (default 0)")
+    p.add_argument("--double-db", type=float, nargs=2, metavar=("LOW", "HIGH"), default=[-9.0, -3.0],
+                   help="level range in dB of each double take against the lead (default -9 -3)")
     args = p.parse_args(argv)
+    for name in ("room_share", "double_share"):
+        if not 0 <= getattr(args, name) <= 1:
+            p.error(f"--{name.replace('_', '-')} must be within 0..1")
+    if args.highpass[0] > args.highpass[1] or args.highpass[1] >= RATE / 2:
+        p.error(f"--highpass LOW HIGH needs 0 <= LOW <= HIGH < {RATE // 2}")
+    production = Production(reverb=tuple(args.reverb), room_share=args.room_share, highpass=tuple(args.highpass),
+                            double_share=args.double_share, double_db=tuple(args.double_db))
     out, corpus = Path(args.out), Path(args.corpus)
     try:
         if not (corpus / "splits.json").exists():
@@ -471,7 +558,7 @@ def main(argv=None) -> int:
             raise RevoiceError(f"no speech recordings (.ogg) under {out / 'x'}")
         counts = build_bank(out, files)
         print("speech bank: " + ", ".join(f"{k} {v} runs" for k, v in sorted(counts.items())), flush=True)
-        n = render(out, corpus, args.splits, args.jobs, args.seed, args.limit, tuple(args.reverb))
+        n = render(out, corpus, args.splits, args.jobs, args.seed, args.limit, production)
         print(f"revoiced {n} tracks into {out / 'voices'}")
     except (WavesepError, OSError, subprocess.CalledProcessError) as exc:
         print(f"error: {exc}", file=sys.stderr)
