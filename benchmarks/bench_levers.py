@@ -26,7 +26,9 @@ Variants (the network's estimates are computed once per input variant and shared
 - ``gain0.25`` / ``gain0.5`` / ``gain2``: the input scaled by 0.25 / 0.5 / 2 before the network (and the output back):
   how much the model depends on the input level (then the ratio mask).
 - ``level-20``: the whole track brought to -20 dBFS RMS before the network (about the level of
-  the rendered training songs) and the output back: input level normalisation.
+  the rendered training songs) and the output back: input level normalisation;
+- ``ensemble``: the estimates of ``--model`` and of each ``--ensemble`` model averaged, then the
+  ratio mask (a bag of models, as Demucs ships; its cost is all their passes).
 """
 
 from __future__ import annotations
@@ -45,7 +47,8 @@ from wavesep.metrics.band import high_band_recovery
 from wavesep.metrics.bss import bss_eval_v4
 from wavesep.postfilter import ratio_mask, ratio_mask_fullband
 
-VARIANTS = ("none", "ratio-mask", "ratio-mask-fullband", "swap", "shifts4", "wiener", "gain0.25", "gain0.5", "gain2", "level-20")
+VARIANTS = ("none", "ratio-mask", "ratio-mask-fullband", "swap", "shifts4", "wiener", "gain0.25", "gain0.5", "gain2",
+            "level-20", "ensemble")
 
 
 def _stft(x: torch.Tensor, n_fft: int) -> torch.Tensor:  # (..., T) -> (..., F, N)
@@ -69,11 +72,23 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--stems", required=True, help="own-stems folder (e.g. ../shared/realdev)")
     p.add_argument("--model", default="default", help="registered name, checkpoint or run folder")
-    p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
+    p.add_argument("--variants", nargs="+", choices=VARIANTS,
+                   help="default: all (ensemble only with --ensemble)")
+    p.add_argument("--ensemble", nargs="+", default=[], metavar="MODEL",
+                   help="more models for the ensemble variant (same sources and rate as --model)")
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     args = p.parse_args(argv)
+    if args.variants is None:
+        args.variants = [v for v in VARIANTS if v != "ensemble" or args.ensemble]
+    if "ensemble" in args.variants and not args.ensemble:
+        p.error("the ensemble variant needs --ensemble MODEL [MODEL ...]")
     torch.set_num_threads(args.threads)
     model = pretrained.get_model(args.model)
+    others = [pretrained.get_model(m) for m in args.ensemble]
+    for name, other in zip(args.ensemble, others):
+        if other.sources != model.sources or other.sample_rate != model.sample_rate:
+            p.error(f"--ensemble {name}: sources {other.sources} at {other.sample_rate} Hz, "
+                    f"--model has {model.sources} at {model.sample_rate} Hz")
     vi = model.sources.index("vocals")
     print(f"model {args.model} ({model.sample_rate} Hz), {args.threads} thread(s), load {os.getloadavg()[0]:.1f}, "
           f"torch {torch.__version__}, {sys.platform}")
@@ -90,7 +105,7 @@ def main(argv=None) -> int:
         total_audio += mix.shape[-1] / rate
         cache, cost = {}, {}
 
-        def net(key, gain=1.0, swap=False, shift=0):
+        def net(key, gain=1.0, swap=False, shift=0, member=None):
             if key not in cache:
                 t0 = time.perf_counter()
                 x = mix * gain
@@ -98,7 +113,8 @@ def main(argv=None) -> int:
                     x = x.flip(0)
                 if shift:
                     x = torch.nn.functional.pad(x, (shift, 0))
-                e = apply.separate(model, x, rate, postfilter="none", device="cpu")  # (S, C, T)
+                m = model if member is None else others[member]
+                e = apply.separate(m, x, rate, postfilter="none", device="cpu")  # (S, C, T)
                 e = e[..., shift:] if shift else e
                 cache[key] = (e.flip(1) if swap else e) / gain
                 cost[key] = time.perf_counter() - t0
@@ -110,6 +126,8 @@ def main(argv=None) -> int:
                 inputs = {"base": {}, "swap": {"swap": True}}
             elif var == "shifts4":
                 inputs = {"base": {}, **{f"shift{k}": {"shift": k * stride // 4} for k in (1, 2, 3)}}
+            elif var == "ensemble":
+                inputs = {"base": {}, **{f"member{k}": {"member": k} for k in range(len(others))}}
             elif var.startswith("gain"):
                 inputs = {var: {"gain": float(var[4:])}}
             elif var.startswith("level"):  # the whole track brought to this RMS level (dBFS) and back
@@ -125,7 +143,7 @@ def main(argv=None) -> int:
                 e = ratio_mask_fullband(mix, ests["base"], rate, model.sample_rate)
             elif var == "wiener":
                 e = wiener(mix, ests["base"])
-            else:  # ratio-mask, swap, shifts4, gains: the mean of the estimates, then the ratio mask
+            else:  # ratio-mask, swap, shifts4, ensemble, gains: the mean of the estimates, then the ratio mask
                 e = ratio_mask(mix, sum(ests.values()) / len(ests))
             # a variant's cost: all its network passes, plus its own post-processing
             seconds[var] += sum(cost[k] for k in inputs) + time.perf_counter() - t0
