@@ -4,6 +4,7 @@
 - :mod:`.loop`: :func:`train`, the loop itself (stages, early stopping, checkpoints, history);
 - :mod:`.validation`: :func:`evaluate`, the validation loss and SDR;
 - :mod:`.distributed`, :mod:`.rng`: devices and process groups; random states of a run;
+- :mod:`.averaging`: weight averaging of checkpoints (model soups, WiSE-FT);
 - :mod:`.cli`: ``python train.py``, ``wavesep train``, ``wavesep-train``.
 
 May import: the network (wavesep.model, wavesep.grow), wavesep.checkpoint, the shared basics,
