@@ -1,7 +1,7 @@
 """Averages the weights of checkpoints of one network (a model soup, or WiSE-FT interpolation).
 
     python scripts/average_weights.py OUT.pt runs/x-e1.pt runs/x-e2.pt               # uniform soup
-    python scripts/average_weights.py OUT.pt wavesep/pretrained/default-v1.pt runs/x-e1.pt --weights 0.5 0.5
+    python scripts/average_weights.py OUT.pt wavesep/pretrained/default.pt runs/x-e1.pt --weights 0.5 0.5
 
 Writes OUT.pt (weights, config and metadata only; the first checkpoint's metadata plus
 ``averaged_from``), atomically; it never replaces one of its inputs.
