@@ -41,6 +41,7 @@ wavesep.corpus.singing (pyworld loader, formant shift); numpy, scipy, soundfile.
 from __future__ import annotations
 
 import argparse
+import copy
 import functools
 import json
 import os
@@ -414,8 +415,7 @@ def revoice(vocals: np.ndarray, rate: int, bank: dict, rng: np.random.Generator,
     register = float(np.median(voiced)) if voiced.size else bank["median_f0"]
     # formants follow the register a little (a soprano's are higher than a bass's), plus a spread
     formant = float(np.clip((register / bank["median_f0"]) ** 0.15 * rng.uniform(0.94, 1.06), 0.9, 1.25))
-    choices = np.random.Generator(type(rng.bit_generator)())
-    choices.bit_generator.state = rng.bit_generator.state  # the lead's segment choices, for the takes
+    choices = copy.deepcopy(rng)  # the lead's segment choices, replayed by the double takes
     y = sing_line(f0, target, bank, rng, formant).astype(np.float64)
     channels = np.asarray(vocals, dtype=np.float64)
     level = np.sqrt(np.mean(channels ** 2, axis=1))
@@ -432,10 +432,8 @@ def revoice(vocals: np.ndarray, rate: int, bank: dict, rng: np.random.Generator,
         for c in range(2):
             lag = int(prod_rng.integers(2, 7))  # frames: 10-30 ms
             cents = float(prod_rng.uniform(3, 15)) * (1 if prod_rng.random() < 0.5 else -1)
-            take_rng = np.random.Generator(type(rng.bit_generator)())
-            take_rng.bit_generator.state = choices.bit_generator.state
             take = sing_line(_delayed(f0, lag) * 2 ** (cents / 1200), _delayed(target, lag * hop),
-                             bank, take_rng, formant).astype(np.float64)
+                             bank, copy.deepcopy(choices), formant).astype(np.float64)
             if sos is not None:
                 take = sosfilt(sos, take)
             gain = 10 ** (float(prod_rng.uniform(*production.double_db)) / 20)
