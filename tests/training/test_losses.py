@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from wavesep.training import TrainConfig
-from wavesep.training.losses import training_loss
+from wavesep.training.losses import TrainingLoss, training_loss
 
 
 def _window(level_db, seed):
@@ -48,5 +48,52 @@ def test_level_mse_floors_silent_windows_and_unknown_losses_fail():
     assert math.isclose(training_loss(est, tgt, "level-mse").item(), expected, rel_tol=1e-4)
     with pytest.raises(ValueError, match="unknown loss"):
         training_loss(est, tgt, "l3")
+    with pytest.raises(ValueError, match="stft_weight"):
+        TrainConfig(loss="mse+stft", stft_weight=0.0)
     with pytest.raises(ValueError, match="loss must be one of"):
         TrainConfig(loss="l3")
+
+
+def test_l1_is_the_mean_absolute_error():
+    tgt = torch.zeros(2, 2, 2, 50)
+    est = tgt.clone()
+    est[0] += 0.5  # half of the elements off by 0.5, the other half exact
+    assert math.isclose(training_loss(est, tgt, "l1").item(), 0.25, rel_tol=1e-6)
+
+
+def test_mse_plus_stft_adds_auraloss_multi_resolution_term_over_each_window_and_source():
+    auraloss = pytest.importorskip("auraloss")
+    est, tgt = zip(*(_window(-20.0 - 6 * s, s) for s in range(2)))
+    est, tgt = torch.stack(est), torch.stack(tgt)  # (2, S, C, T)
+    loss = TrainingLoss("mse+stft", stft_weight=1e-3)
+    # the reference: auraloss itself, called on the (window, source) pairs as its (batch, channel) signals
+    stft = auraloss.freq.MultiResolutionSTFTLoss()(est.reshape(4, 2, -1), tgt.reshape(4, 2, -1))
+    expected = F.mse_loss(est, tgt) + 1e-3 * stft
+    assert torch.allclose(loss(est, tgt), expected, rtol=1e-6)
+    assert stft.item() > 0.05  # the noise in the estimates is seen by the STFT term
+    # a perfect estimate: both terms vanish (spectral convergence and log-magnitude distance 0)
+    assert loss(tgt, tgt).item() == pytest.approx(0.0, abs=1e-7)
+
+
+def test_mse_plus_stft_weighs_a_quiet_window_unlike_mse():
+    pytest.importorskip("auraloss")
+    est, tgt = _window(-20.0, 0)
+    quiet_est, quiet_tgt = est * 0.01, tgt * 0.01  # the same window 40 dB down
+    stft_only = lambda e, t: (TrainingLoss("mse+stft", 1.0)(e[None], t[None])  # noqa: E731
+                              - F.mse_loss(e[None], t[None]))
+    # MSE falls by 10^4 with the level; the STFT term (spectral convergence, log magnitudes) keeps
+    # its size: the relative error is the same
+    assert math.isclose(F.mse_loss(quiet_est, quiet_tgt).item(), 1e-4 * F.mse_loss(est, tgt).item(), rel_tol=1e-4)
+    assert stft_only(quiet_est, quiet_tgt).item() == pytest.approx(stft_only(est, tgt).item(), rel=0.05)
+
+
+def test_mse_plus_stft_leaves_out_resolutions_too_long_for_the_window_and_refuses_tiny_windows():
+    pytest.importorskip("auraloss")
+    from wavesep.errors import WavesepError
+
+    est, tgt = _window(-20.0, 0)
+    short_est, short_tgt = est[None, ..., :500], tgt[None, ..., :500]  # only the 512-point FFT fits
+    loss = TrainingLoss("mse+stft", 1.0)
+    assert torch.isfinite(loss(short_est, short_tgt)) and loss._resolutions == ((512, 50, 240),)
+    with pytest.raises(WavesepError, match="more than 256 samples, got 200"):
+        loss(est[None, ..., :200], tgt[None, ..., :200])

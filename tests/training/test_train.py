@@ -110,11 +110,15 @@ def _assert_same_run(a, b):
 # ---------------------------------------------------------------------- learning and logging
 
 
-def test_training_reduces_the_validation_loss_and_writes_the_run(tmp_path):
+@pytest.mark.parametrize("loss", ["mse", "l1", "mse+stft"])
+def test_training_reduces_the_validation_loss_and_writes_the_run(tmp_path, loss):
+    if loss == "mse+stft":
+        pytest.importorskip("auraloss")
     model = _model()
     train_set, valid_set = _data(model)
     before = evaluate(model, valid_set, batch_size=4)["loss"]
-    config = _config(epoch_iterations=40, max_epochs=1, finetune=False, lr=3e-3, tensorboard=True, log_every=5)
+    config = _config(epoch_iterations=40, max_epochs=1, finetune=False, lr=3e-3, tensorboard=True, log_every=5,
+                     loss=loss)
     result = train(model, train_set, valid_set, tmp_path / "run", config, metadata={"preset": "tiny"})
     after = evaluate(model, valid_set, batch_size=4)["loss"]
     assert result.status == "finished" and result.steps == 40 and result.epochs == 1
@@ -714,6 +718,10 @@ def test_loss_option_reaches_the_train_config():
     assert _config_from_args(args).loss == "level-mse"
     args, _ = parse_args(["--synthetic", "corpus", "--out", "run", "--preset", "tiny"])
     assert _config_from_args(args).loss == "mse"
+    args, _ = parse_args(["--synthetic", "corpus", "--out", "run", "--preset", "tiny", "--loss", "mse+stft",
+                          "--stft-weight", "2e-3"])
+    config = _config_from_args(args)
+    assert config.loss == "mse+stft" and config.stft_weight == 2e-3
 
 def test_voices_option_reaches_the_augmentation_and_the_datasets(monkeypatch):
     from wavesep import data

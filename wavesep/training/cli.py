@@ -21,13 +21,13 @@ from .. import checkpoint, grow
 from ..data import DEFAULT_OUTPUT_SAMPLES, TASKS
 from ..errors import CheckpointError, WavesepError
 from ..model import WaveUNet, WaveUNetConfig, presets
-from .config import TrainConfig
+from .config import DEFAULT_STFT_WEIGHT, LOSSES, TrainConfig
 from .distributed import _dist_info, resolve_device, setup_distributed
 from .loop import train
 
 
 _RUN_DEFINING = ("preset", "task", "sources", "seed", "batch_size", "lr", "epoch_iterations", "output_samples",
-                 "output_seconds", "augment", "remix", "production", "level_range", "mono_prob", "backing", "backing_prob", "vocal_eq", "voices", "voices_prob", "cache_dtype", "loss", "finetune_batch_size", "finetune_lr", "is_wav", "init_from")
+                 "output_seconds", "augment", "remix", "production", "level_range", "mono_prob", "backing", "backing_prob", "vocal_eq", "voices", "voices_prob", "cache_dtype", "loss", "stft_weight", "finetune_batch_size", "finetune_lr", "is_wav", "init_from")
 
 # Options of one invocation: a resumed run takes them from its own command line (or defaults).
 # (--threads is not one: a resumed run reuses the run's thread count unless told otherwise, since
@@ -37,7 +37,7 @@ _PER_INVOCATION = ("max_steps", "max_minutes", "device", "progress")
 _DEFAULTS = {
     "preset": "M4", "task": None, "sources": None, "out": None, "resume": None, "device": "auto",
     "output_samples": None, "output_seconds": None, "is_wav": False, "cache_dir": None, "cache_dtype": "float32",
-    "valid_windows": None, "augment": True, "remix": False, "production": False, "level_range": None, "mono_prob": None, "backing": None, "backing_prob": 0.5, "vocal_eq": None, "voices": None, "voices_prob": 0.5, "loss": "mse", "seed": 0, "batch_size": 16, "lr": 1e-4,
+    "valid_windows": None, "augment": True, "remix": False, "production": False, "level_range": None, "mono_prob": None, "backing": None, "backing_prob": 0.5, "vocal_eq": None, "voices": None, "voices_prob": 0.5, "loss": "mse", "stft_weight": DEFAULT_STFT_WEIGHT, "seed": 0, "batch_size": 16, "lr": 1e-4,
     "epoch_iterations": 2000, "patience": 20, "max_epochs": None, "finetune": True,
     "finetune_batch_size": 32, "finetune_lr": 1e-5, "finetune_patience": 20,
     "finetune_max_epochs": None, "valid_batch_size": None, "valid_tracks": 3,
@@ -103,9 +103,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = p.add_argument_group("run")
     run.add_argument("--preset", choices=presets.names(), help="model preset (default M4)")
-    run.add_argument("--loss", choices=("mse", "level-mse"),
-                     help="mse (the paper's, default) or level-mse: each window's MSE relative to its mixture's "
-                     "power, so that windows of every level weigh the same (for --level-range)")
+    run.add_argument("--loss", choices=LOSSES,
+                     help="mse (the paper's, default); level-mse: each window's MSE relative to its mixture's "
+                     "power, so that windows of every level weigh the same (for --level-range); l1: mean "
+                     "absolute error; mse+stft: MSE plus --stft-weight times a multi-resolution STFT loss "
+                     "(auraloss: spectral convergence and log magnitudes, every band and level alike)")
+    run.add_argument("--stft-weight", type=float, metavar="W",
+                     help=f"weight of the STFT term of --loss mse+stft (default {DEFAULT_STFT_WEIGHT:g}: about a "
+                     "third of the MSE's gradient)")
     run.add_argument("--task", choices=sorted(TASKS), help="vocals (accompaniment, vocals) or multi "
                      "(bass, drums, other, vocals); default: the preset's sources")
     run.add_argument("--sources", nargs="+", metavar="NAME",

@@ -17,7 +17,11 @@ _FLOAT32_MAX = 3.4028234663852886e38
 STAGES = ("train", "finetune")
 
 
-LOSSES = ("mse", "level-mse")
+LOSSES = ("mse", "level-mse", "l1", "mse+stft")
+# Weight of the STFT term in "mse+stft". On windows of the rendered corpus and the bundled model
+# the STFT term's gradient norm is about 580 times the MSE's (benchmarks/RESULTS.md, sixth session
+# of issue 15), so 5e-4 gives it about a third of the MSE's pull.
+DEFAULT_STFT_WEIGHT = 5e-4
 
 
 @dataclass
@@ -52,7 +56,10 @@ class TrainConfig:
             targets; floored at -60 dBFS) and multiplied by that of -20 dBFS, so that a window
             counts the same at any level (with plain MSE a window 20 dB quieter weighs 100 times
             less, so level augmentation teaches little about quiet records). Validation always
-            reports plain MSE.
+            reports plain MSE. "l1": the mean absolute error. "mse+stft": MSE plus
+            ``stft_weight`` times a multi-resolution STFT loss (auraloss; see
+            :class:`wavesep.training.losses.TrainingLoss`).
+        stft_weight: the STFT term's weight in "mse+stft" (> 0; unused by the other losses).
     """
 
     batch_size: int = 16
@@ -80,6 +87,7 @@ class TrainConfig:
     verbose: bool = True
     log_every: int = 10
     loss: str = "mse"
+    stft_weight: float = DEFAULT_STFT_WEIGHT
 
     def __post_init__(self):
         problems = []
@@ -101,6 +109,8 @@ class TrainConfig:
                 problems.append(f"{name} must be >= 1 or None, got {value}")
         if self.loss not in LOSSES:
             problems.append(f"loss must be one of {LOSSES}, got {self.loss!r}")
+        if not 0 < float(self.stft_weight) < float("inf"):
+            problems.append(f"stft_weight must be a finite number > 0, got {self.stft_weight}")
         if problems:
             raise ValueError("invalid TrainConfig: " + "; ".join(problems))
 

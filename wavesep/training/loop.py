@@ -63,7 +63,7 @@ from ..errors import CheckpointError, DataError, WavesepError
 from ..model import WaveUNet
 from .config import HISTORY_NAME, STAGES, TrainConfig, TrainResult
 from .distributed import _dist_info, resolve_device
-from .losses import training_loss
+from .losses import TrainingLoss
 from .rng import _rng_state, _seed_everything, _set_rng_state
 from .validation import evaluate
 
@@ -171,6 +171,7 @@ class _Trainer:
                     f"{self.world} processes; choose a multiple"
                 )
         self.model = model.to(self.device).train()
+        self._loss = TrainingLoss(config.loss, config.stft_weight)
         self.last_path = self.run_dir / checkpoint.LAST_NAME
         self.best_path = self.run_dir / checkpoint.BEST_NAME
         self.history_path = self.run_dir / HISTORY_NAME
@@ -393,7 +394,7 @@ class _Trainer:
         if not self._shapes_checked:
             self._check_shapes(mix, targets, est)
             self._shapes_checked = True
-        loss = training_loss(est, targets, self.config.loss)
+        loss = self._loss(est, targets)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         # After DDP's all-reduce a non-finite loss on any rank makes the gradients non-finite on
