@@ -535,6 +535,27 @@ def test_cli_init_from_starts_a_new_run_from_trained_weights(stems_root, tmp_pat
     assert str(missing) in capsys.readouterr().err
 
 
+def test_a_run_keeps_the_post_filter_of_its_init_from_checkpoint_through_resume(stems_root, tmp_path):
+    first, second, plain = tmp_path / "first", tmp_path / "second", tmp_path / "plain"
+    assert wtrain.main(_cli(stems_root, tmp_path, "--out", str(first), "--max-steps", "2")) == 0
+    assert "postfilter" not in _last(first)["metadata"]  # a run from scratch names none
+    exported = torch.load(first / "best.pt", weights_only=True)
+    exported["metadata"]["postfilter"] = "ratio-mask"  # as scripts/export_model.py --postfilter writes it
+    torch.save(exported, tmp_path / "exported.pt")
+    assert wtrain.main(_cli(stems_root, tmp_path, "--out", str(second), "--max-steps", "1",
+                            "--init-from", str(tmp_path / "exported.pt"))) == 0
+    assert _last(second)["metadata"]["postfilter"] == "ratio-mask"
+    assert wtrain.main(["--resume", str(second), "--max-steps", "3", "--no-progress"]) == 0
+    resumed = _last(second)
+    assert resumed["training"]["state"]["step"] == 3 and resumed["metadata"]["postfilter"] == "ratio-mask"
+    # and so the evaluation and separation commands apply it to the fine-tuned weights by default
+    from wavesep import checkpoint as ck, postfilter
+    assert postfilter.resolve("auto", ck.load_model(second / "last.pt").metadata) == "ratio-mask"
+    assert wtrain.main(_cli(stems_root, tmp_path, "--out", str(plain), "--max-steps", "1",
+                            "--init-from", str(first / "best.pt"))) == 0
+    assert "postfilter" not in _last(plain)["metadata"]
+
+
 def test_unknown_device_is_a_clear_error(stems_root, tmp_path, capsys):
     assert wtrain.main(_cli(stems_root, tmp_path, "--out", str(tmp_path / "r"), "--device", "tpu")) != 0
     assert "unknown device 'tpu'" in capsys.readouterr().err

@@ -261,8 +261,19 @@ def _stored_run(run_dir: Path) -> dict:
     return payload[0]
 
 
+# Metadata a run inherits from its --init-from checkpoint (and keeps on --resume): how the
+# weights are meant to be used, which fine-tuning does not change.
+_INHERITED = ("postfilter",)
+
+
+def _inherited(metadata: dict) -> dict:
+    return {k: metadata[k] for k in _INHERITED if k in (metadata or {})}
+
+
 def _prepare(args, given: set) -> tuple:
-    """(model, run directory, resume?) for a new or resumed run; may change ``args`` in place."""
+    """(model, run directory, resume?, inherited metadata) for a new or resumed run; may change
+    ``args`` in place. The inherited metadata (e.g. the post-filter) comes from the --init-from
+    checkpoint, or for a resumed run from its own checkpoint."""
     if args.resume:
         run_dir = Path(args.resume)
         last = run_dir / checkpoint.LAST_NAME
@@ -299,7 +310,7 @@ def _prepare(args, given: set) -> tuple:
             model = WaveUNet(WaveUNetConfig.from_dict(ckpt["config"]))  # weights: loaded by train()
         except (KeyError, ValueError, TypeError) as exc:
             raise CheckpointError(f"{last}: cannot rebuild the model ({exc})") from None
-        return model, run_dir, True
+        return model, run_dir, True, _inherited(ckpt.get("metadata", {}))
     run_dir = Path(args.out)
     if (run_dir / checkpoint.LAST_NAME).exists():
         raise CheckpointError(
@@ -315,13 +326,15 @@ def _prepare(args, given: set) -> tuple:
     # targets to stems by name (e.g. "accompaniment" = every stem but vocals).
     torch.manual_seed(args.seed)
     model = WaveUNet(config)
+    inherited = {}
     if args.init_from:
         source = checkpoint.load_model(args.init_from)  # CheckpointError names the file
         try:
             grow.init_from(model, source)
         except ValueError as exc:
             raise CheckpointError(f"{args.init_from}: {exc}") from None
-    return model, run_dir, False
+        inherited = _inherited(source.metadata)
+    return model, run_dir, False, inherited
 
 
 def _plain_args(args) -> dict:
@@ -338,7 +351,7 @@ def main(argv=None) -> int:
     created_group = False
     try:
         created_group = setup_distributed(args.device)
-        model, run_dir, resume = _prepare(args, given)  # a resumed run's args.threads: the run's
+        model, run_dir, resume, inherited = _prepare(args, given)  # a resumed run's args.threads: the run's
         if args.threads:
             torch.set_num_threads(args.threads)  # on a shared or small machine 1 thread can be fastest
         args.threads = torch.get_num_threads()  # stored with the run, reused by --resume
@@ -347,7 +360,7 @@ def main(argv=None) -> int:
             config.progress = False  # a progress bar in a log file is noise; epochs are still printed
         train_set, valid_set = build_datasets_from_args(args, model)
         metadata = {"preset": args.preset, "task": args.task or _task_name(model.sources), "dataset": args.dataset,
-                    "training_args": _plain_args(args)}
+                    "training_args": _plain_args(args), **inherited}
         if resolve_device(config.device).type == "cuda":
             torch.backends.cudnn.benchmark = True  # fixed window shapes: let cuDNN pick its fastest kernels
         result = train(model, train_set, valid_set, run_dir, config, metadata=metadata, resume=resume)
