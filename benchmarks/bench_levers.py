@@ -28,7 +28,11 @@ Variants (the network's estimates are computed once per input variant and shared
 - ``level-20``: the whole track brought to -20 dBFS RMS before the network (about the level of
   the rendered training songs) and the output back: input level normalisation;
 - ``ensemble``: the estimates of ``--model`` and of each ``--ensemble`` model averaged, then the
-  ratio mask (a bag of models, as Demucs ships; its cost is all their passes).
+  ratio mask (a bag of models, as Demucs ships; its cost is all their passes);
+- ``cascade``: the network run again on the ratio-masked vocals estimate, its vocals ratio-masked
+  against that estimate: a second pass to clean what the first let in;
+- ``vocals-x2``: the vocals estimate doubled before the ratio mask (masks biased towards the
+  vocals): a check of whether the network holds back vocals it has found (low ISR, high SIR).
 """
 
 from __future__ import annotations
@@ -48,7 +52,7 @@ from wavesep.metrics.bss import bss_eval_v4
 from wavesep.postfilter import ratio_mask, ratio_mask_fullband
 
 VARIANTS = ("none", "ratio-mask", "ratio-mask-fullband", "swap", "shifts4", "wiener", "gain0.25", "gain0.5", "gain2",
-            "level-20", "ensemble")
+            "level-20", "ensemble", "cascade", "vocals-x2")
 
 
 def _stft(x: torch.Tensor, n_fft: int) -> torch.Tensor:  # (..., T) -> (..., F, N)
@@ -143,6 +147,15 @@ def main(argv=None) -> int:
                 e = ratio_mask_fullband(mix, ests["base"], rate, model.sample_rate)
             elif var == "wiener":
                 e = wiener(mix, ests["base"])
+            elif var == "cascade":
+                first = ratio_mask(mix, ests["base"])[vi]  # (C, T)
+                again = apply.separate(model, first, rate, postfilter="none", device="cpu")  # timed with the variant
+                e = torch.zeros_like(ests["base"])
+                e[vi] = ratio_mask(first, again)[vi]
+            elif var == "vocals-x2":
+                biased = ests["base"].clone()
+                biased[vi] *= 2.0
+                e = ratio_mask(mix, biased)
             else:  # ratio-mask, swap, shifts4, ensemble, gains: the mean of the estimates, then the ratio mask
                 e = ratio_mask(mix, sum(ests.values()) / len(ests))
             # a variant's cost: all its network passes, plus its own post-processing
