@@ -199,3 +199,38 @@ def test_format_table_aligns_columns():
     lines = text.splitlines()
     assert len({len(line) for line in lines}) == 1
     assert lines[2].endswith("  1.00") and lines[3].startswith("longer name")
+
+
+def _constant_tracks(values, frames=5, target="vocals"):
+    """{track: TrackResult} whose every frame of every metric is the track's value."""
+    return {name: agg.TrackResult(name, {target: {m: np.full(frames, v) for m in agg.METRICS}})
+            for name, v in values.items()}
+
+
+def test_paired_differences_closed_form():
+    ref = _constant_tracks({"a": 1.0, "b": 2.0, "c": 3.0, "d": 4.0, "only-ref": 9.0, "nan": np.nan})
+    new = _constant_tracks({"a": 1.5, "b": 1.0, "c": 3.5, "d": 5.0, "only-new": -9.0, "nan": 2.0})
+    d = agg.paired_differences(ref, new)["vocals"]
+    diffs = np.array([0.5, -1.0, 0.5, 1.0])  # tracks a..d; the others are not in both, or NaN
+    assert d.tracks == 4 and d.wins == 3 and d.losses == 1
+    assert d.mean == pytest.approx(0.25) and d.sem == pytest.approx(diffs.std(ddof=1) / 2)
+    assert d.median_difference == pytest.approx(2.5 - 2.5)  # medians of (1, 1.5, 3.5, 5) and (1, 2, 3, 4)
+    assert d.ci[0] <= d.median_difference <= d.ci[1]
+    # a shift of every frame by the same amount: every resample sees exactly that shift
+    shifted = _constant_tracks({"a": 1.7, "b": 2.7, "c": 3.7, "d": 4.7})
+    s = agg.paired_differences(ref, shifted)["vocals"]
+    assert (s.mean, s.wins, s.losses) == (pytest.approx(0.7), 4, 0)
+    assert s.sem == pytest.approx(0.0, abs=1e-12) and s.ci == (pytest.approx(0.7), pytest.approx(0.7))
+
+
+def test_report_adds_the_paired_table_only_for_two_methods_or_more():
+    from wavesep.evaluation.report import format_report
+
+    ref = _constant_tracks({"a": 1.0, "b": 2.0, "c": 3.0})
+    new = _constant_tracks({"a": 1.5, "b": 2.5, "c": 2.0})
+    one = format_report({"ref": ref}, published=False)
+    two = format_report({"ref": ref, "new": new}, labels={"ref": "bundled"}, published=False)
+    assert "Paired against" not in one
+    assert "Paired against bundled" in two
+    row = next(line for line in two.splitlines() if line.startswith("new ") and "±" in line)
+    assert "+0.00 ± 0.50" in row and "2/1" in row  # diffs 0.5, 0.5, -1: mean 0, sem std(ddof 1)/sqrt(3) = 0.5

@@ -22,6 +22,27 @@ _EXTRA_KEYS = ("spot_rate", "kurtosis_ratio", "high_band_recovered")
 # ---------------------------------------------------------------------- report and plot
 
 
+def _paired_lines(results, labels) -> List[str]:
+    """The paired comparison of every method with the first one, on their common tracks."""
+    names = list(results)
+    if len(names) < 2:
+        return []
+    first = names[0]
+    rows = []
+    for method in names[1:]:
+        for target, d in agg.paired_differences(results[first], results[method]).items():
+            rows.append([labels.get(method, method), target, str(d.tracks),
+                         f"{d.mean:+.2f} ± {agg.format_value(d.sem)}", f"{d.wins}/{d.losses}",
+                         f"{d.median_difference:+.2f}", f"[{d.ci[0]:+.2f}, {d.ci[1]:+.2f}]"])
+    if not rows:
+        return []
+    return [f"Paired against {labels.get(first, first)}, SDR per track (median over frames) on the tracks "
+            "both scored: mean difference ± standard error, tracks better/worse, the change of the "
+            "median over tracks and its 95% paired-bootstrap interval (2000 resamples of the tracks)",
+            agg.format_table(["method", "target", "tracks", "mean diff", "better/worse", "median diff",
+                              "95% interval"], rows), ""]
+
+
 def format_report(
     results: Mapping[str, Mapping[str, agg.TrackResult]],
     labels: Optional[Mapping[str, str]] = None,
@@ -59,6 +80,7 @@ def format_report(
                 rows.append([name, "50"] + [agg.format_value(row.sdr.get(t)) for t in targets])
         lines.append(agg.format_table(["method", "tracks"] + list(targets), rows))
         lines.append("")
+    lines.extend(_paired_lines(results, labels))
     lines.append(
         f"Per method: metrics in dB, {agg.convention_label('median', 'median', window_seconds)}; "
         "spots/s (residual isolated peaks per second) and KR (kurt(estimate) / kurt(reference)): "
