@@ -97,3 +97,30 @@ def test_mse_plus_stft_leaves_out_resolutions_too_long_for_the_window_and_refuse
     assert torch.isfinite(loss(short_est, short_tgt)) and loss._resolutions == ((512, 50, 240),)
     with pytest.raises(WavesepError, match="more than 256 samples, got 200"):
         loss(est[None, ..., :200], tgt[None, ..., :200])
+
+
+def test_sdr_loss_closed_form_with_a_silent_target():
+    # one window, two sources, one channel, 100 samples: vocals 1.0 everywhere, estimated 1.1;
+    # a silent accompaniment estimated 0.05 (a leak). Energies: |t0|^2 = 100, |x|^2 = 100,
+    # errors 100 * 0.01 = 1 and 100 * 0.0025 = 0.25; tau = 1e-3.
+    tgt = torch.zeros(1, 2, 1, 100)
+    tgt[0, 0] = 1.0
+    est = torch.full((1, 2, 1, 100), 0.05)
+    est[0, 0] = 1.1
+    first = 10 * math.log10(1 + 0.1 + 0.1) - 10 * math.log10(100 + 0.1)
+    second = 10 * math.log10(0.25 + 0.1) - 10 * math.log10(0.1)  # 10 log10(1 + |e|^2 / (tau |x|^2))
+    assert training_loss(est, tgt, "sdr").item() == pytest.approx((first + second) / 2, rel=1e-5)
+    # a perfect estimate of the silent source costs nothing; of the other, the cap
+    est[0, 1] = 0.0
+    est[0, 0] = 1.0
+    cap = 10 * math.log10(1e-3 * (100 + 100) / (100 + 0.1))
+    assert training_loss(est, tgt, "sdr").item() == pytest.approx(cap / 2, rel=1e-5)
+
+
+def test_sdr_loss_is_level_independent_and_finite_on_silence():
+    est, tgt = _window(-20.0, 3)
+    loud = training_loss(est[None], tgt[None], "sdr").item()
+    for k in (1e-2, 10.0):
+        assert training_loss(k * est[None], k * tgt[None], "sdr").item() == pytest.approx(loud, abs=1e-3)
+    silence = torch.zeros(1, 2, 2, 50)
+    assert training_loss(silence, silence, "sdr").item() == 0.0

@@ -110,7 +110,7 @@ def _assert_same_run(a, b):
 # ---------------------------------------------------------------------- learning and logging
 
 
-@pytest.mark.parametrize("loss", ["mse", "l1", "mse+stft"])
+@pytest.mark.parametrize("loss", ["mse", "l1", "mse+stft", "sdr"])
 def test_training_reduces_the_validation_loss_and_writes_the_run(tmp_path, loss):
     if loss == "mse+stft":
         pytest.importorskip("auraloss")

@@ -107,7 +107,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="mse (the paper's, default); level-mse: each window's MSE relative to its mixture's "
                      "power, so that windows of every level weigh the same (for --level-range); l1: mean "
                      "absolute error; mse+stft: MSE plus --stft-weight times a multi-resolution STFT loss "
-                     "(auraloss: spectral convergence and log magnitudes, every band and level alike)")
+                     "(auraloss: spectral convergence and log magnitudes, every band and level alike); sdr: the "
+                     "negative SDR of each window and source in dB, soft-thresholded at 30 dB and against "
+                     "-30 dB of the mixture for silent targets (every window alike, as BSS Eval's frames)")
     run.add_argument("--stft-weight", type=float, metavar="W",
                      help=f"weight of the STFT term of --loss mse+stft (default {DEFAULT_STFT_WEIGHT:g}: about a "
                      "third of the MSE's gradient)")

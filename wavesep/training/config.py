@@ -17,7 +17,7 @@ _FLOAT32_MAX = 3.4028234663852886e38
 STAGES = ("train", "finetune")
 
 
-LOSSES = ("mse", "level-mse", "l1", "mse+stft")
+LOSSES = ("mse", "level-mse", "l1", "mse+stft", "sdr")
 # Weight of the STFT term in "mse+stft". On windows of the rendered corpus and the bundled model
 # the STFT term's gradient norm is about 580 times the MSE's (benchmarks/RESULTS.md, sixth session
 # of issue 15), so 5e-4 gives it about a third of the MSE's pull.
@@ -58,7 +58,8 @@ class TrainConfig:
             less, so level augmentation teaches little about quiet records). Validation always
             reports plain MSE. "l1": the mean absolute error. "mse+stft": MSE plus
             ``stft_weight`` times a multi-resolution STFT loss (auraloss; see
-            :class:`wavesep.training.losses.TrainingLoss`).
+            :class:`wavesep.training.losses.TrainingLoss`). "sdr": a soft-thresholded negative
+            SDR per window and source, in dB (every window weighs the same at any level).
         stft_weight: the STFT term's weight in "mse+stft" (> 0; unused by the other losses).
     """
 
