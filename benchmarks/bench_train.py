@@ -8,6 +8,8 @@ iteration, and the share of iteration time spent waiting for the next batch (tar
 
     python benchmarks/bench_train.py
     python benchmarks/bench_train.py throughput --presets small M4 --workers 0 2 --steps 6
+    python benchmarks/bench_train.py throughput --presets deep --workers 0 --output-samples 32768 \
+        --losses mse mse+stft sdr --steps 3 --threads 1      # the cost of each training loss
 
 ``synthetic``: the whole path on the CPU: render a corpus, train a small preset for a fixed
 time budget (``train.py`` with ``--max-minutes``), separate the held-out test tracks with
@@ -30,6 +32,7 @@ import torch
 
 from wavesep import WaveUNet, presets
 from wavesep.training import TrainConfig, train
+from wavesep.training.config import LOSSES
 
 
 def _load() -> str:
@@ -59,25 +62,26 @@ def throughput(args) -> None:
         seconds = _corpus(tmp / "corpus", args.tracks, 1, 0, args.seconds)
         print(f"corpus: {args.tracks} + 1 tracks of {args.seconds:g} s in {seconds:.0f} s; torch threads "
               f"{torch.get_num_threads()}; {_load()}")
-        print("| preset | input -> output (samples) | batch | workers | windows/s | s/iteration | data wait |")
-        print("|---|---|---|---|---|---|---|")
+        print("| preset | input -> output (samples) | batch | workers | loss | windows/s | s/iteration | data wait |")
+        print("|---|---|---|---|---|---|---|---|")
         for name in args.presets:
             torch.manual_seed(0)
             model = WaveUNet(presets.get(name))
             batch = args.m4_batch if name.startswith("M") else args.batch
             steps = args.m4_steps if name.startswith("M") else args.steps
+            sizes = {"output_samples": args.output_samples} if args.output_samples else {}
             train_set, valid_set = build_datasets("synthetic", tmp / "corpus", "vocals", model,
-                                                  cache_dir=tmp / "cache", valid_windows=1, progress=False)
+                                                  cache_dir=tmp / "cache", valid_windows=1, progress=False, **sizes)
             n_in = train_set.window.input_samples
-            for workers in args.workers:
-                run = tmp / f"run-{name}-{workers}"
+            for workers, loss in ((w, l) for w in args.workers for l in args.losses):
+                run = tmp / f"run-{name}-{workers}-{loss}"
                 common = dict(batch_size=batch, epoch_iterations=10**9, finetune=False, workers=workers,
-                              progress=False, verbose=False, tensorboard=False)
+                              progress=False, verbose=False, tensorboard=False, loss=loss)
                 # warm-up (allocator, oneDNN primitives), then the measured iterations in a resumed run
                 train(model, train_set, valid_set, run, TrainConfig(max_steps=1, **common))
                 result = train(model, train_set, valid_set, run, TrainConfig(max_steps=1 + steps, **common),
                                resume=True)
-                print(f"| {name} | {n_in} -> {model.output_length(n_in)} | {batch} | {workers} | "
+                print(f"| {name} | {n_in} -> {model.output_length(n_in)} | {batch} | {workers} | {loss} | "
                       f"{result.windows_per_second:.2f} | {result.step_seconds:.3f} | "
                       f"{100 * result.data_wait_share:.1f}% |", flush=True)
         print(f"after: {_load()}")
@@ -165,6 +169,8 @@ def main(argv=None) -> int:
     tp.add_argument("--tracks", type=int, default=4)
     tp.add_argument("--seconds", type=float, default=20.0)
     tp.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    tp.add_argument("--losses", nargs="+", default=["mse"], choices=LOSSES, help="training losses to time (mse)")
+    tp.add_argument("--output-samples", type=int, default=None, help="output window (default 16384, the paper's)")
     sy = sub.add_parser("synthetic", help="train on a synthetic corpus, score with museval")
     sy.add_argument("--out", default="runs/bench-synth", help="folder for the corpus, cache and run")
     sy.add_argument("--preset", default="small")
