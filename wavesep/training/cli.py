@@ -111,8 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
                      "negative SDR of each window and source in dB, soft-thresholded at 30 dB and against "
                      "-30 dB of the mixture for silent targets (every window alike, as BSS Eval's frames)")
     run.add_argument("--stft-weight", type=float, metavar="W",
-                     help=f"weight of the STFT term of --loss mse+stft (default {DEFAULT_STFT_WEIGHT:g}: about a "
-                     "third of the MSE's gradient)")
+                     help=f"weight of the STFT term of --loss mse+stft (default {DEFAULT_STFT_WEIGHT:g}, which keeps "
+                     "the MSE the larger pull)")
     run.add_argument("--task", choices=sorted(TASKS), help="vocals (accompaniment, vocals) or multi "
                      "(bass, drums, other, vocals); default: the preset's sources")
     run.add_argument("--sources", nargs="+", metavar="NAME",

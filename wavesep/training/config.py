@@ -18,9 +18,8 @@ STAGES = ("train", "finetune")
 
 
 LOSSES = ("mse", "level-mse", "l1", "mse+stft", "sdr")
-# Weight of the STFT term in "mse+stft". On windows of the rendered corpus and the bundled model
-# the STFT term's gradient norm is about 580 times the MSE's (benchmarks/RESULTS.md, sixth session
-# of issue 15), so 5e-4 gives it about a third of the MSE's pull.
+# Weight of the STFT term in "mse+stft": its gradient is hundreds of times the MSE's on rendered
+# windows, so a small weight keeps the MSE the larger pull.
 DEFAULT_STFT_WEIGHT = 5e-4
 
 

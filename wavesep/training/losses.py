@@ -15,7 +15,7 @@ from .config import DEFAULT_STFT_WEIGHT, LOSSES
 
 REFERENCE_POWER = 10.0 ** (-20.0 / 10.0)  # mean square of a -20 dBFS RMS signal
 POWER_FLOOR = 10.0 ** (-60.0 / 10.0)  # -60 dBFS: windows quieter than this are weighed as if at it
-SDR_TAU = 1e-3  # soft threshold of the "sdr" loss: caps the SDR at 30 dB; silent targets vs -30 dB of the mixture
+SDR_TAU = 1e-3  # soft threshold of the "sdr" loss: caps the SDR near 30 dB; silent targets vs -30 dB of the mixture
 FLOOR_EPS = 1e-12  # keeps the "sdr" loss finite on an all-silent window
 # (FFT size, hop, window length) of auraloss's MultiResolutionSTFTLoss defaults
 _RESOLUTIONS = ((1024, 120, 600), (2048, 240, 1200), (512, 50, 240))
@@ -43,10 +43,10 @@ class TrainingLoss:
             over channels and time, x the window's mixture (the sum of its targets over S) and
             tau = SDR_TAU (1e-3): -SDR capped near 30 dB for an audible target (a perfect estimate
             gives 10 log10(tau (|t|^2 + |x|^2) / (|t|^2 + tau |x|^2))), and for a silent
-            one 10 log10(1 + |e|^2 / (tau |x|^2)), which still punishes what leaks into it (plain
-            SDR losses, e.g. auraloss's SNRLoss, are dominated by near-silent targets: -14 dB
-            mean on the vocals of rendered windows where BSS Eval frames give about +7). Every
-            window weighs the same at any level, as in BSS Eval's frame-wise SDR.
+            one 10 log10(1 + |e|^2 / (tau |x|^2)), which still punishes what leaks into it (a plain
+            SDR loss, e.g. auraloss's SNRLoss, has no floor: a window whose vocals are nearly
+            silent scores tens of dB below zero and rules the mean). Every window weighs the same
+            at any level, as in BSS Eval's frame-wise SDR.
     """
 
     def __init__(self, kind: str = "mse", stft_weight: float = DEFAULT_STFT_WEIGHT):
