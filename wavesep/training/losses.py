@@ -56,8 +56,8 @@ class TrainingLoss:
             raise ValueError(f"stft_weight must be > 0, got {stft_weight}")
         self.kind, self.stft_weight = kind, float(stft_weight)
         self._stft, self._resolutions = None, None
-        if kind == "mse+stft":
-            _mrstft(_RESOLUTIONS)  # fail now, not at the first step, when auraloss is missing
+        if kind == "mse+stft":  # built now, so a missing auraloss fails before the first step
+            self._stft, self._resolutions = _mrstft(_RESOLUTIONS), _RESOLUTIONS
 
     def __call__(self, estimates: Tensor, targets: Tensor) -> Tensor:
         if self.kind == "mse":
