@@ -9,21 +9,21 @@ from wavesep.grow import init_from
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
-def _net(levels, seed, **changes):
+def _net(levels, seed, filters=6, growth=4, **changes):
     torch.manual_seed(seed)
-    model = WaveUNet(WaveUNetConfig(levels=levels, filters=6, growth=4, **changes))
+    model = WaveUNet(WaveUNetConfig(levels=levels, filters=filters, growth=growth, **changes))
     with torch.no_grad():
         for p in model.parameters():
             p.copy_(torch.randn_like(p) * 0.3)  # far from the default initialisation
     return model.eval()
 
 
-def _outputs(small, deep, output_samples=300, seed=0):
+def _outputs(small, deep, output_samples=300, seed=0, dtype=torch.float32):
     """Both networks on the same audio: (small's, deep's) estimates (B, S, C, T) of the same
     output samples. Small's input starts a multiple of 2**levels into deep's, so that both
     decimate the same samples."""
     n_small, n_deep = small.input_length(output_samples), deep.input_length(output_samples)
-    x = torch.randn(2, 2, n_deep, generator=torch.Generator().manual_seed(seed))  # (B, C, T)
+    x = torch.randn(2, 2, n_deep, generator=torch.Generator().manual_seed(seed), dtype=dtype)  # (B, C, T)
     stride = 2**small.config.levels
     pad = (n_deep - n_small) // 2 // stride * stride
     with torch.no_grad():
@@ -70,10 +70,50 @@ def test_growing_with_leaky_relu_starts_close_and_leaves_the_new_levels_trainabl
     assert bridge[:, deep.config.level_filters(4) :].abs().sum() > 0
 
 
+@pytest.mark.parametrize("upsampling", ["linear", "learned"])
+@pytest.mark.parametrize("output", ["difference", "direct"])
+def test_widening_computes_exactly_the_trained_function(upsampling, output):
+    # New channels only feed zero weights, whatever the activation: the output must not change
+    # (in float64, so that only rounding of the order of 1e-12 is left).
+    narrow = _net(3, 0, upsampling=upsampling, output=output).double()
+    wide = _net(3, 1, filters=9, growth=7, upsampling=upsampling, output=output).double()
+    a, b = _outputs(narrow, wide, dtype=torch.float64)
+    assert not torch.allclose(a, b)
+    init_from(wide, narrow)
+    a, b = _outputs(narrow, wide, dtype=torch.float64)
+    torch.testing.assert_close(b, a, rtol=1e-9, atol=1e-10)
+
+
+@pytest.mark.parametrize("upsampling", ["linear", "learned"])
+def test_growing_deeper_and_wider_at_once_preserves_the_function_when_linear(upsampling):
+    small = _net(3, 0, negative_slope=1.0, upsampling=upsampling).double()
+    big = _net(5, 1, filters=8, growth=6, negative_slope=1.0, upsampling=upsampling).double()
+    init_from(big, small)
+    a, b = _outputs(small, big, dtype=torch.float64)
+    torch.testing.assert_close(b, a, rtol=1e-9, atol=1e-10)
+
+
+def test_widened_channels_start_silent_and_receive_gradients():
+    narrow = _net(3, 0)
+    wide = _net(3, 1, filters=8, growth=6)
+    init_from(wide, narrow)
+    up = wide.ups[0].conv  # level 3: [skip (F_3 = 20 of which 14 trained), bottleneck (26, 18 trained)]
+    trained_out = narrow.config.level_filters(3)
+    new_skip = slice(narrow.config.level_filters(3), wide.config.level_filters(3))
+    assert up.weight[:trained_out, new_skip].abs().sum() == 0  # new channels feed trained ones nothing
+    assert up.weight[trained_out:].abs().sum() > 0  # new outputs keep their random weights
+    x = torch.randn(1, 2, wide.input_length(100))
+    wide.train()
+    wide(x).pow(2).mean().backward()
+    assert up.weight.grad[:trained_out, new_skip].abs().sum() > 0  # training can open them
+
+
 @pytest.mark.parametrize(
     "changes, words",
     [
-        (dict(filters=8), "filters 6 vs 8"),
+        (dict(filters=4), "filters 6 > 4"),
+        (dict(growth=2), "growth 4 > 2"),
+        (dict(down_kernel=9), "down_kernel 15 vs 9"),
         (dict(sources=("a", "b", "c")), "sources"),
         (dict(sample_rate=44100), "sample_rate"),
         (dict(levels=2), "can only grow"),

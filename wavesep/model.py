@@ -305,6 +305,8 @@ _PRESETS = {
     # "small" with two more levels (0.74 s context); can start from trained "small" weights
     # (train.py --init-from, wavesep.grow).
     "deep": lambda: _paper(levels=10, filters=16, growth=16),
+    # "deep" at the paper's widths; can start from trained "deep" weights (widened; wavesep.grow).
+    "deep24": lambda: _paper(levels=10, filters=24, growth=24),
 }
 
 _DESCRIPTIONS = {
@@ -321,6 +323,7 @@ _DESCRIPTIONS = {
     "wide": "9 levels, 32+16i filters: CPU vocals model with a longer context",
     "compact": "10 levels, 12+12i filters: CPU vocals model with a 0.74 s context",
     "deep": "10 levels, 16+16i filters: small grown to a 0.74 s context (the bundled default model)",
+    "deep24": "10 levels, 24+24i filters: deep at the paper's widths (can be widened from deep)",
 }
 
 

@@ -524,12 +524,13 @@ def test_cli_init_from_starts_a_new_run_from_trained_weights(stems_root, tmp_pat
     # one Adam step moves each weight by at most about lr (1e-4); seed 7's initial weights are far
     assert all((started["state_dict"][k] - v).abs().max() < 2e-4 for k, v in trained.items())
     assert started["metadata"]["training_args"]["init_from"] == str(first / "best.pt")
-    # a network of other widths, or a missing file: one line naming the file
+    # a network the weights cannot fill (mono, padded convolutions), or a missing file: one line
+    # naming the file and the differences
     bad = _cli(stems_root, tmp_path, "--out", str(tmp_path / "third"), "--init-from", str(first / "best.pt"))
-    bad[bad.index("tiny")] = "small"
+    bad[bad.index("tiny")] = "M1"
     assert wtrain.main(bad) == 1
     err = capsys.readouterr().err
-    assert str(first / "best.pt") in err and "filters 8 vs 16" in err
+    assert str(first / "best.pt") in err and "channels 2 vs 1" in err and "conv_mode" in err
     missing = tmp_path / "none.pt"
     assert wtrain.main(_cli(stems_root, tmp_path, "--out", str(tmp_path / "fourth"), "--init-from", str(missing))) == 1
     assert str(missing) in capsys.readouterr().err

@@ -128,7 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=int, help="seed of the initial weights and of the data (default 0)")
     run.add_argument("--init-from", metavar="CHECKPOINT",
                      help="start a new run from a trained model's weights: the same preset, or one with more "
-                     "levels and the same widths (grown; see wavesep.grow)")
+                     "levels or wider levels (grown; see wavesep.grow)")
 
     recipe = p.add_argument_group("recipe (defaults: the paper)")
     recipe.add_argument("--batch-size", type=int, help="global batch of the first stage (16)")
