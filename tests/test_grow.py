@@ -72,11 +72,13 @@ def test_growing_with_leaky_relu_starts_close_and_leaves_the_new_levels_trainabl
 
 @pytest.mark.parametrize("upsampling", ["linear", "learned"])
 @pytest.mark.parametrize("output", ["difference", "direct"])
-def test_widening_computes_exactly_the_trained_function(upsampling, output):
+@pytest.mark.parametrize("zero_mean_first", [False, True])
+def test_widening_computes_exactly_the_trained_function(upsampling, output, zero_mean_first):
     # New channels only feed zero weights, whatever the activation: the output must not change
     # (in float64, so that only rounding of the order of 1e-12 is left).
-    narrow = _net(3, 0, upsampling=upsampling, output=output).double()
-    wide = _net(3, 1, filters=9, growth=7, upsampling=upsampling, output=output).double()
+    opts = dict(upsampling=upsampling, output=output, zero_mean_first=zero_mean_first)
+    narrow = _net(3, 0, **opts).double()
+    wide = _net(3, 1, filters=9, growth=7, **opts).double()
     a, b = _outputs(narrow, wide, dtype=torch.float64)
     assert not torch.allclose(a, b)
     init_from(wide, narrow)
