@@ -763,3 +763,41 @@ def test_voices_option_reaches_the_augmentation_and_the_datasets(monkeypatch):
     seen.clear()
     build_datasets_from_args(args, WaveUNet(presets.get("tiny")))
     assert "voices_root" not in seen
+
+
+@pytest.fixture(scope="module")
+def valid_only_corpus(tmp_path_factory):
+    """An oscillator corpus with one validation track and no training tracks (--render brings them)."""
+    from wavesep.synth import build_corpus
+
+    root = tmp_path_factory.mktemp("corpus")
+    build_corpus(root, tracks=0, seconds=2, seed=0, valid_tracks=1, test_tracks=0)
+    return root
+
+
+def _render_cli(corpus, tmp_path, *extra):
+    return ["--preset", "tiny", "--synthetic", str(corpus), "--render", "oscillator", "--render-seconds", "2",
+            "--render-windows", "3", "--output-samples", "512", "--batch-size", "2", "--finetune-batch-size", "2",
+            "--epoch-iterations", "2", "--workers", "0", "--no-progress", "--no-tensorboard", "--cache-dir",
+            str(tmp_path / "cache"), *extra]
+
+
+def test_cli_trains_on_rendered_songs_and_resumes_exactly(valid_only_corpus, tmp_path, capsys):
+    a, ref = tmp_path / "a", tmp_path / "ref"
+    assert wtrain.main(_render_cli(valid_only_corpus, tmp_path, "--out", str(a), "--max-steps", "3")) == 0
+    # resumed with a DataLoader worker: the worker renders its own songs, and the windows are the same
+    assert wtrain.main(["--resume", str(a), "--max-steps", "5", "--workers", "1", "--no-progress"]) == 0
+    assert wtrain.main(_render_cli(valid_only_corpus, tmp_path, "--out", str(ref), "--max-steps", "5")) == 0
+    _assert_same_run(_last(a), _last(ref))
+    stored = _last(a)["metadata"]["training_args"]
+    assert (stored["render"], stored["render_seconds"], stored["render_windows"]) == ("oscillator", 2.0, 3)
+    assert len(list((tmp_path / "cache").glob("*.npy"))) == 1  # the validation track alone was decoded
+    assert wtrain.main(["--resume", str(a), "--render-windows", "4"]) == 1
+    assert "--render-windows cannot change" in capsys.readouterr().err
+
+
+def test_cli_render_refuses_augmentations_that_need_fixed_tracks(valid_only_corpus, tmp_path, capsys):
+    argv = _render_cli(valid_only_corpus, tmp_path, "--out", str(tmp_path / "r"), "--backing", str(tmp_path))
+    assert wtrain.main(argv) == 1
+    err = capsys.readouterr().err
+    assert "backing" in err and "on the fly" in err and "Traceback" not in err

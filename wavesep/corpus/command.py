@@ -32,6 +32,9 @@ same bytes. Tracks are rendered into ``OUT/.partial/`` and renamed into place wh
 rerun with the same arguments skips the tracks already there. Two runs must not write to the same
 OUT at the same time.
 
+:class:`SongStream` renders the same kind of songs in memory, one at a time, from a seed branch
+of their own: an endless training corpus that needs no disk (``train.py --render``).
+
 Command line: ``python -m wavesep.synth OUT --tracks 86 --valid-tracks 14 --test-tracks 50
 --seconds 30 --seed 0 [--renderer oscillator|sampled] [--jobs 2] [--float]``.
 """
@@ -71,6 +74,7 @@ DEFAULTS = {"tracks": 86, "valid_tracks": 14, "test_tracks": 50, "seconds": 30.0
 # Part of every track seed: changing it changes every song of every corpus.
 _SEED_DOMAIN = 0x5EED_C0DE
 _SPLIT_CODES = {"train": 0, "valid": 1, "test": 2}
+_STREAM_CODE = 3  # the seed branch of streamed songs (SongStream), beside the three splits
 _INT16_SCALE = 32768  # libsndfile maps int16 k to k / 32768 and back exactly
 _FORMATS = {False: "PCM_16", True: "FLOAT"}
 PathLike = Union[str, os.PathLike]
@@ -82,6 +86,56 @@ def track_seed(seed: int, split: str, index: int) -> int:
     sequence = np.random.SeedSequence(entropy=[_SEED_DOMAIN, seed],
                                       spawn_key=(_SPLIT_CODES[split], index))
     return int(sequence.generate_state(1, dtype=np.uint64)[0])
+
+
+def stream_seed(seed: int, index: int) -> int:
+    """Renderer seed (64-bit int) of song `index` of the stream `seed` (:class:`SongStream`).
+
+    Its own branch of the seed tree, so a streamed song is never a corpus track of any seed.
+    """
+    sequence = np.random.SeedSequence(entropy=[_SEED_DOMAIN, seed], spawn_key=(_STREAM_CODE, index))
+    return int(sequence.generate_state(1, dtype=np.uint64)[0])
+
+
+class SongStream:
+    """Songs rendered in memory on demand: an endless corpus for ``train.py --render``.
+
+    ``stream(k)`` -> dict mapping :data:`SOURCES` to float32 ``(T, 2)`` arrays at
+    ``sample_rate`` Hz, T = round(seconds * sample_rate), after the corpus's headroom scaling and
+    without its 16-bit rounding. Song k is a pure function of (renderer, seed, k, seconds,
+    sample_rate) and draws its pieces from the renderer's ``split`` pool ("train": the held-out
+    validation and test pieces never appear). Plain data, so it pickles into DataLoader workers;
+    the renderer is imported at construction (a missing dependency is reported at once).
+
+    Args:
+        renderer: a name in :data:`RENDERERS`.
+        seed: non-negative int; the stream's songs differ from every corpus track.
+        seconds: song length in seconds (> 0).
+        sample_rate: Hz (render at the model's rate: no resampling afterwards).
+        split: the renderer's piece pool ("train", "valid" or "test").
+    """
+
+    def __init__(self, renderer: str, seed: int, seconds: float, sample_rate: int, split: str = "train"):
+        load_renderer(renderer)
+        if split not in SPLITS:
+            raise DataError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
+        if int(seed) < 0:
+            raise DataError(f"the song stream's seed must be >= 0, got {seed}")
+        self.renderer, self.seed, self.split = renderer, int(seed), split
+        self.seconds, self.sample_rate = _positive_seconds(seconds), int(sample_rate)
+        self.frames = int(round(self.seconds * self.sample_rate))
+
+    def name(self, index: int) -> str:
+        """The song's name (part of its randomness, as a track name is)."""
+        return f"{self.renderer}-stream{self.seed}-{index:06d}"
+
+    def __call__(self, index: int) -> dict:
+        name = self.name(index)
+        module = load_renderer(self.renderer)
+        stems, _ = module.render(name, self.split, stream_seed(self.seed, index), self.seconds, self.sample_rate)
+        stems = _checked_stems(stems, self.frames, {"renderer": self.renderer, "name": name})
+        arrays, _, _ = _finalise(stems, float_format=True)
+        return {k: arrays[k] for k in SOURCES}
 
 
 def track_name(renderer: str, seed: int, split: str, index: int) -> str:

@@ -7,14 +7,19 @@
 - :mod:`.production`: the production chain of training windows (vocal chain, instrument colour,
   bus compression, limiting, loudness) that makes rendered songs sound more like records;
 - :mod:`.datasets`: :class:`TrainWindows`, :class:`ValidationSet` and :func:`build_datasets`,
-  the contract with :mod:`wavesep.training` (see there for shapes).
+  the contract with :mod:`wavesep.training` (see there for shapes);
+- :mod:`.rendered`: :class:`RenderedWindows`, training windows of songs rendered on the fly by a
+  callable it is given (an endless training set that needs no disk).
 
 Everything public is re-exported here (``from wavesep.data import build_datasets``).
 
 May import: wavesep.audio (decoding), the shared basics (atomic, errors) and the model's task
-constants (wavesep.model). It reads corpora from disk and never imports wavesep.corpus; training
-and evaluation import it, never the reverse.
+constants (wavesep.model). It reads corpora from disk, or takes songs from a callable, and never
+imports wavesep.corpus; training and evaluation import it, never the reverse.
 """
 
 from wavesep.data.datasets import *  # noqa: F401,F403
-from wavesep.data.datasets import __all__  # noqa: F401
+from wavesep.data.datasets import __all__ as _datasets_all
+from wavesep.data.rendered import RenderedWindows
+
+__all__ = [*_datasets_all, "RenderedWindows"]

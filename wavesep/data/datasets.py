@@ -60,6 +60,7 @@ __all__ = [
     "TrackSpec",
     "TrainWindows",
     "VIRTUAL_LENGTH",
+    "SONG_STEMS",
     "ValidationSet",
     "WindowSpec",
     "build_datasets",
@@ -75,6 +76,8 @@ __all__ = [
 TASKS = {"vocals": VOCALS_TASK, "multi": MULTI_TASK}
 # Length reported by TrainWindows: large enough never to run out, small enough for int32 indices.
 VIRTUAL_LENGTH = 2**31 - 1
+# The stems of a rendered song (wavesep.corpus.command.SOURCES; this wing does not import it).
+SONG_STEMS = ("vocals", "drums", "bass", "other")
 # Output samples per training window in the Wave-U-Net paper (16384 requested, 16389 produced).
 DEFAULT_OUTPUT_SAMPLES = 16384
 
@@ -508,6 +511,9 @@ def build_datasets(
     progress: bool = True,
     backing_root=None,
     voices_root=None,
+    songs=None,
+    songs_at_once: int = 8,
+    windows_per_song: int = 16,
 ):
     """Training windows and validation set of a dataset, shaped for ``model``.
 
@@ -535,15 +541,22 @@ def build_datasets(
         voices_root: with ``augment.voices``: a folder holding ``<track>/vocals.*`` (or
             ``train/<track>/vocals.*``) for every training track, the track's vocal line sung again
             (``python -m wavesep.corpus.revoice`` writes one); decoded into the cache as float16.
+        songs: instead of the dataset's training tracks, windows of songs rendered on the fly
+            (:class:`~wavesep.data.rendered.RenderedWindows`): a callable, song index -> dict of
+            the :data:`SONG_STEMS` as float32 (T, 2) arrays at the model's rate
+            (:class:`wavesep.corpus.command.SongStream`); the dataset then gives only the
+            validation set, and its training tracks are not decoded.
+        songs_at_once, windows_per_song: with ``songs``, see :class:`~wavesep.data.rendered.RenderedWindows`.
 
     Returns:
-        (:class:`TrainWindows`, :class:`ValidationSet`).
+        (:class:`TrainWindows` or :class:`~wavesep.data.rendered.RenderedWindows`, :class:`ValidationSet`).
     """
     target_names = task_sources(task, model)
     if dataset == "stems" and sources is None:
         sources = tuple(model.sources)
     window = WindowSpec.from_model(model, output_samples)
-    specs = list_subsets(dataset, root, ("train", "valid"), is_wav=is_wav, sources=sources)
+    wanted = ("valid",) if songs is not None else ("train", "valid")
+    specs = list_subsets(dataset, root, wanted, is_wav=is_wav, sources=sources)
     common = dict(
         sample_rate=model.sample_rate,
         channels=model.channels,
@@ -551,8 +564,17 @@ def build_datasets(
         cache_dtype=cache_dtype,
         progress=progress,
     )
-    train_tracks = cache_tracks(specs["train"], **common)
     valid_tracks = cache_tracks(specs["valid"], **common)
+    if songs is not None:
+        if backing_root is not None or voices_root is not None:
+            raise DataError("songs rendered on the fly take no backing or voices folder")
+        from .rendered import RenderedWindows  # it imports this module: imported here, not at the top
+
+        train = RenderedWindows(songs, SONG_STEMS, target_names, window, model.sample_rate, model.channels,
+                                seed=seed, augment=augment, songs_at_once=songs_at_once,
+                                windows_per_song=windows_per_song, length=length)
+        return train, ValidationSet(valid_tracks, target_names, window, max_windows=valid_windows)
+    train_tracks = cache_tracks(specs["train"], **common)
     overlap = {t.name for t in train_tracks} & {t.name for t in valid_tracks}
     if overlap:
         warnings.warn(f"{len(overlap)} track(s) are in both the training and validation sets: {sorted(overlap)[:3]}")

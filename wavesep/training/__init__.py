@@ -8,8 +8,9 @@
 - :mod:`.cli`: ``python train.py``, ``wavesep train``, ``wavesep-train``.
 
 May import: the network (wavesep.model, wavesep.grow), wavesep.checkpoint, the shared basics,
-wavesep.apply and wavesep.metrics (for validation SDR), and wavesep.data (the command line only;
-the loop takes any datasets following its contract). Nothing else imports this wing, apart from
+wavesep.apply and wavesep.metrics (for validation SDR), and wavesep.data and wavesep.corpus (the
+command line only: datasets, and the song stream of --render; the loop takes any datasets
+following its contract). Nothing else imports this wing, apart from
 the command shims (wavesep.train, wavesep.cli).
 """
 

@@ -27,7 +27,7 @@ from .loop import train
 
 
 _RUN_DEFINING = ("preset", "task", "sources", "seed", "batch_size", "lr", "epoch_iterations", "output_samples",
-                 "output_seconds", "augment", "remix", "production", "level_range", "mono_prob", "backing", "backing_prob", "vocal_eq", "voices", "voices_prob", "cache_dtype", "loss", "stft_weight", "finetune_batch_size", "finetune_lr", "is_wav", "init_from")
+                 "output_seconds", "augment", "remix", "production", "level_range", "mono_prob", "backing", "backing_prob", "vocal_eq", "voices", "voices_prob", "cache_dtype", "loss", "stft_weight", "finetune_batch_size", "finetune_lr", "is_wav", "init_from", "render", "render_seconds", "render_windows")
 
 # Options of one invocation: a resumed run takes them from its own command line (or defaults).
 # (--threads is not one: a resumed run reuses the run's thread count unless told otherwise, since
@@ -44,6 +44,7 @@ _DEFAULTS = {
     "valid_track_seconds": 30.0, "workers": 2, "max_steps": None,
     "max_minutes": None, "max_nonfinite": 5, "checkpoint_minutes": 10.0, "progress": True,
     "tensorboard": True, "musdb": None, "stems": None, "synthetic": None, "threads": None, "init_from": None,
+    "render": None, "render_seconds": 20.0, "render_windows": 16,
 }
 
 
@@ -96,6 +97,15 @@ def build_parser() -> argparse.ArgumentParser:
                       "writes OUT/voices) (default: off)")
     data.add_argument("--voices-prob", type=float, metavar="P",
                       help="share of the windows whose vocals come from --voices (default 0.5)")
+    data.add_argument("--render", metavar="RENDERER",
+                      help="train on songs rendered on the fly by a corpus renderer (sampled or oscillator; "
+                      "python -m wavesep.synth's), new songs without end and no disk; the data option above "
+                      "then gives only the validation set (its valid split) (default: off)")
+    data.add_argument("--render-seconds", type=float, metavar="S",
+                      help="with --render, the length of each song in seconds (default 20)")
+    data.add_argument("--render-windows", type=int, metavar="W",
+                      help="with --render, training windows cut from each song: rendering costs one song per W "
+                      "windows (default 16)")
     data.add_argument("--vocal-eq", type=float, metavar="P",
                       help="with --augment, give the vocal stem of a window the spectral balance of a produced "
                       "voice (high-pass, +3..+15 dB above 2.5-5 kHz, air) with probability P: rendered voices "
@@ -233,6 +243,11 @@ def build_datasets_from_args(args, model: WaveUNet) -> tuple:
         kwargs["backing_root"] = args.backing
     if getattr(args, "voices", None):
         kwargs["voices_root"] = args.voices
+    if getattr(args, "render", None):
+        from ..corpus.command import SongStream
+
+        kwargs["songs"] = SongStream(args.render, args.seed, args.render_seconds, model.sample_rate)
+        kwargs["windows_per_song"] = int(args.render_windows)
     return data.build_datasets(args.dataset, args.root, args.task, model, **kwargs)
 
 
