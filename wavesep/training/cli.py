@@ -181,7 +181,8 @@ def parse_args(argv=None) -> tuple:
         if args[kind] is not None:
             args["dataset"], args["root"] = kind, args[kind]
     if not args.get("dataset") and not args["resume"]:
-        parser.error("give the training data: --musdb ROOT, --stems DIR or --synthetic ROOT")
+        parser.error("give the training data: --musdb ROOT, --stems DIR or --synthetic ROOT (with --render, "
+                     "the validation data: its valid split)")
     if not args["out"] and not args["resume"]:
         parser.error("give --out RUN_DIR (a new run) or --resume RUN_DIR")
     if args["out"] and args["resume"] and Path(args["out"]) != Path(args["resume"]):
