@@ -475,20 +475,33 @@ def test_cli_trains_resumes_and_refuses_to_change_the_run(stems_root, tmp_path, 
     assert model.metadata["training_args"]["output_samples"] == 512
 
 
-def test_cli_sigterm_in_a_subprocess_writes_a_resumable_checkpoint(stems_root, tmp_path):
+def _children(pid):
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    return path.read_text().split() if path.exists() else []
+
+
+@pytest.mark.parametrize("target", ["main", "group"])
+def test_cli_sigterm_in_a_subprocess_writes_a_resumable_checkpoint(stems_root, tmp_path, target):
+    # "group": SIGTERM to the whole process group, DataLoader worker included, as a job manager sends
+    # it (Slurm, timeout, docker stop); the worker must leave the stop to the main process.
     run = tmp_path / "run"
+    workers = "1" if target == "group" else "0"
     cmd = [sys.executable, str(REPO / "train.py"),
-           *_cli(stems_root, tmp_path, "--out", str(run), "--epoch-iterations", "1000000")]
+           *_cli(stems_root, tmp_path, "--out", str(run), "--epoch-iterations", "1000000", "--workers", workers)]
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, env=env)
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, env=env, start_new_session=True)
     try:
         history = run / wtrain.HISTORY_NAME
-        for _ in range(600):  # the run has started once its "start" record is written
-            if history.exists() or proc.poll() is not None:
+        for _ in range(600):  # the run has started once its "start" record is written (and, with a
+            started = history.exists() and (target == "main" or _children(proc.pid))  # worker, the worker)
+            if started or proc.poll() is not None:
                 break
             subprocess.run(["sleep", "0.1"])
-        assert history.exists(), proc.stderr.read() if proc.poll() is not None else "no start record"
-        proc.send_signal(signal.SIGTERM)
+        assert started, proc.stderr.read() if proc.poll() is not None else "the run did not start"
+        if target == "group":
+            os.killpg(proc.pid, signal.SIGTERM)
+        else:
+            proc.send_signal(signal.SIGTERM)
         code = proc.wait(timeout=60)
     finally:
         if proc.poll() is None:

@@ -125,6 +125,15 @@ class _BatchIndices:
             p += self.global_batch
 
 
+def _worker_leaves_stops_to_the_main_process(worker_id: int) -> None:
+    """DataLoader worker start: ignore SIGINT and SIGTERM. The main process turns them into a
+    checkpoint and then shuts its workers down; a job manager's SIGTERM to the whole process group
+    (Slurm, ``timeout``, ``docker stop``) would otherwise kill a worker first, and the main process
+    would die mid-step with a traceback and no checkpoint."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
 class _StopSignals:
     """Turns the first SIGINT/SIGTERM into a flag that the loop polls between iterations; a
     second SIGINT interrupts at once (the atomic writes keep the last checkpoints intact)."""
@@ -260,6 +269,7 @@ class _Trainer:
             num_workers=self.config.workers,
             pin_memory=self.device.type == "cuda",
             generator=generator,
+            worker_init_fn=_worker_leaves_stops_to_the_main_process,
         )
         self._batches = iter(loader)
 
