@@ -53,3 +53,15 @@ class StopSignals:
 
 
 __all__ = ["Interrupted", "StopSignals"]
+
+
+def leave_stops_to_the_parent(worker_id: Optional[int] = None) -> None:
+    """Ignore SIGINT and SIGTERM in this (worker) process; a ``worker_init_fn`` for DataLoaders.
+
+    The parent turns a stop into a clean exit (training: a checkpoint) and then shuts its workers
+    down itself. A SIGTERM to the whole process group, as job managers send it (Slurm,
+    ``timeout``, ``docker stop``), would otherwise kill a worker first, and the parent would die
+    with a traceback in the middle of its work.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)

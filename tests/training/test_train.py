@@ -515,6 +515,14 @@ def test_cli_sigterm_in_a_subprocess_writes_a_resumable_checkpoint(stems_root, t
     assert _last(run)["training"]["state"]["step"] == state["step"] + 1
 
 
+def test_dataloader_workers_leave_stops_to_the_main_process():
+    # the worker_init_fn of the training and validation loaders: both signals are the parent's
+    code = ("import os, signal; from wavesep.interrupts import leave_stops_to_the_parent as f; f(0); "
+            "os.kill(os.getpid(), signal.SIGTERM); os.kill(os.getpid(), signal.SIGINT); print('alive')")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and done.stdout.strip() == "alive", done.stderr
+
+
 def test_cli_usage_errors(capsys, tmp_path):
     assert wtrain.main(["--resume", str(tmp_path / "nothing")]) == 1
     assert "no last.pt to resume from" in capsys.readouterr().err

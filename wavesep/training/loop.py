@@ -60,6 +60,7 @@ from torch.utils.data import DataLoader
 from .. import checkpoint
 from ..atomic import remove_stale, write_text
 from ..errors import CheckpointError, DataError, WavesepError
+from ..interrupts import leave_stops_to_the_parent
 from ..model import WaveUNet
 from .config import HISTORY_NAME, STAGES, TrainConfig, TrainResult
 from .distributed import _dist_info, resolve_device
@@ -123,15 +124,6 @@ class _BatchIndices:
         while True:
             yield list(range(p, p + self.local_batch))
             p += self.global_batch
-
-
-def _worker_leaves_stops_to_the_main_process(worker_id: int) -> None:
-    """DataLoader worker start: ignore SIGINT and SIGTERM. The main process turns them into a
-    checkpoint and then shuts its workers down; a job manager's SIGTERM to the whole process group
-    (Slurm, ``timeout``, ``docker stop``) would otherwise kill a worker first, and the main process
-    would die mid-step with a traceback and no checkpoint."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 class _StopSignals:
@@ -269,7 +261,7 @@ class _Trainer:
             num_workers=self.config.workers,
             pin_memory=self.device.type == "cuda",
             generator=generator,
-            worker_init_fn=_worker_leaves_stops_to_the_main_process,
+            worker_init_fn=leave_stops_to_the_parent,  # the stop is ours: see interrupts
         )
         self._batches = iter(loader)
 

@@ -12,6 +12,7 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader
 
+from ..interrupts import leave_stops_to_the_parent
 from ..model import WaveUNet
 from .distributed import _dist_info
 
@@ -50,6 +51,7 @@ def evaluate(
         sampler=list(range(rank, n, world)),
         num_workers=workers,
         pin_memory=device.type == "cuda",
+        worker_init_fn=leave_stops_to_the_parent,
     )
     S = model.num_sources
     # float64 sums: [squared error, element count, per-source target energy, per-source error energy]
