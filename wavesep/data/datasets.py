@@ -170,6 +170,18 @@ def _targets(stems: np.ndarray, groups: tuple, window: WindowSpec) -> np.ndarray
     return np.stack([cropped[list(g)].sum(axis=0) for g in groups])
 
 
+def _augment(stems: np.ndarray, rng: np.random.Generator, cfg: AugmentConfig, vocals: Optional[int],
+             sample_rate: int, stem_names: Sequence[str]) -> None:
+    """The augmentation every training window ends with, in place on its (S_all, C, T_in) stems:
+    :func:`wavesep.data.augment.apply`, then the vocal EQ, then the production chain (the order
+    of the RNG draws is part of the determinism contract)."""
+    aug.apply(stems, rng, cfg)
+    if cfg.vocal_eq and rng.random() < cfg.vocal_eq_prob:
+        stems[vocals] = production.brighten(stems[vocals], rng, sample_rate)
+    if cfg.production and rng.random() < cfg.production_prob:
+        production.produce(stems, rng, sample_rate, stem_names)
+
+
 def _check_tracks(tracks: Sequence[CachedTrack], what: str) -> None:
     if not tracks:
         raise DataError(f"the {what} set has no tracks")
@@ -350,11 +362,7 @@ class TrainWindows(_TrackSet):
                 stems[self._vocals] = self._voice_window(track, start)
         if cfg.backing and rng.random() < cfg.backing_prob:
             aug.replace_backing(stems, rng, self._vocals, self._draw_backing(rng), cfg.backing_spread_db)
-        aug.apply(stems, rng, cfg)
-        if cfg.vocal_eq and rng.random() < cfg.vocal_eq_prob:
-            stems[self._vocals] = production.brighten(stems[self._vocals], rng, self.cached_tracks[0].sample_rate)
-        if cfg.production and rng.random() < cfg.production_prob:
-            production.produce(stems, rng, self.cached_tracks[0].sample_rate, self.cached_tracks[0].stem_names)
+        _augment(stems, rng, cfg, self._vocals, self.cached_tracks[0].sample_rate, self.cached_tracks[0].stem_names)
         if mix is None:
             mix = stems.sum(axis=0)  # (C, T_in)
         targets = _targets(stems, self.groups, self.window)  # (S, C, T_out)

@@ -30,9 +30,8 @@ import torch
 from torch.utils.data import Dataset
 
 from . import augment as aug
-from . import production
 from .augment import AugmentConfig
-from .datasets import VIRTUAL_LENGTH, WindowSpec, _read_window, _targets, target_stems
+from .datasets import VIRTUAL_LENGTH, WindowSpec, _augment, _read_window, _targets, target_stems
 from ..errors import DataError
 
 __all__ = ["RenderedWindows"]
@@ -153,11 +152,7 @@ class RenderedWindows(Dataset):
             stems = aug.remix(rng, len(self.stem_names), draw_stem)  # (S_all, C, T_in)
         else:
             stems = self._read(self.song(self.song_index(i)), slice(None), rng)  # (S_all, C, T_in)
-        aug.apply(stems, rng, cfg)
-        if cfg.vocal_eq and rng.random() < cfg.vocal_eq_prob:
-            stems[self._vocals] = production.brighten(stems[self._vocals], rng, self.sample_rate)
-        if cfg.production and rng.random() < cfg.production_prob:
-            production.produce(stems, rng, self.sample_rate, self.stem_names)
+        _augment(stems, rng, cfg, self._vocals, self.sample_rate, self.stem_names)
         mix = stems.sum(axis=0)  # (C, T_in)
         targets = _targets(stems, self.groups, self.window)  # (S, C, T_out)
         return torch.from_numpy(mix), torch.from_numpy(targets)
