@@ -4,6 +4,8 @@ While :class:`StopSignals` is active, both signals raise :class:`Interrupted` (a
 ``KeyboardInterrupt``), so that SIGTERM too unwinds through the clean-up of temporary files
 instead of killing the process where it stands; the command then exits with 128 + the signal
 (130, 143). (Training polls its own flag instead, to finish the current step: wavesep.training.)
+:func:`leave_stops_to_the_parent` is the other side: worker processes ignore both signals and
+leave the stop to the process that started them.
 """
 
 from __future__ import annotations
@@ -52,7 +54,7 @@ class StopSignals:
             raise Interrupted(self.signum)
 
 
-__all__ = ["Interrupted", "StopSignals"]
+__all__ = ["Interrupted", "StopSignals", "leave_stops_to_the_parent"]
 
 
 def leave_stops_to_the_parent(worker_id: Optional[int] = None) -> None:
