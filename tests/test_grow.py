@@ -110,6 +110,48 @@ def test_widened_channels_start_silent_and_receive_gradients():
     assert up.weight.grad[:trained_out, new_skip].abs().sum() > 0  # training can open them
 
 
+@pytest.mark.parametrize("upsampling", ["linear", "learned"])
+@pytest.mark.parametrize("output", ["difference", "direct"])
+@pytest.mark.parametrize("zero_mean_first", [False, True])
+def test_widening_by_duplication_computes_exactly_the_trained_function(upsampling, output, zero_mean_first):
+    # Net2WiderNet: a copy h_k = h_j of a channel, read with weight w / 2 by both, gives w h_j
+    # again, through LeakyReLU too: with no noise the output must not change (float64).
+    opts = dict(upsampling=upsampling, output=output, zero_mean_first=zero_mean_first)
+    narrow = _net(3, 0, **opts).double()
+    wide = _net(3, 1, filters=9, growth=7, **opts).double()
+    init_from(wide, narrow, widen="duplicate", seed=3)
+    a, b = _outputs(narrow, wide, dtype=torch.float64)
+    torch.testing.assert_close(b, a, rtol=1e-9, atol=1e-10)
+
+
+def test_duplicated_channels_carry_signal_from_the_start_and_noise_breaks_their_symmetry():
+    narrow = _net(3, 0).double()
+    exact, noisy = _net(3, 1, filters=8, growth=6).double(), _net(3, 1, filters=8, growth=6).double()
+    init_from(exact, narrow, widen="duplicate", seed=3)
+    init_from(noisy, narrow, widen="duplicate", noise=0.01, seed=3)
+    up = exact.ups[0].conv  # level 3: [skip (F_3 = 20 of which 14 trained), bottleneck (26, 18 trained)]
+    trained_out, trained_skip = narrow.config.level_filters(3), narrow.config.level_filters(3)
+    new_skip = slice(trained_skip, exact.config.level_filters(3))
+    assert (up.weight[:trained_out, new_skip].abs().sum(dim=(0, 2)) > 0).all()  # every new channel is read
+    # each new output row is a trained row (read through the input maps), and the noise changes it
+    assert not torch.equal(noisy.ups[0].conv.weight[trained_out:], up.weight[trained_out:])
+    torch.testing.assert_close(noisy.ups[0].conv.weight[:trained_out], up.weight[:trained_out])
+    a, b = _outputs(narrow, noisy, dtype=torch.float64)
+    change = (b - a).pow(2).sum() / a.pow(2).sum()
+    assert 0 < change < 1e-3  # close to the trained function (1% noise), not equal to it
+    # the seed picks the copied channels
+    other = _net(3, 1, filters=8, growth=6).double()
+    init_from(other, narrow, widen="duplicate", seed=4)
+    assert not torch.equal(other.ups[0].conv.weight, up.weight)
+
+
+def test_widening_by_duplication_keeps_the_levels_and_unknown_modes_are_refused():
+    with pytest.raises(ValueError, match="keeps the levels"):
+        init_from(_net(4, 1, filters=8, growth=6), _net(3, 0), widen="duplicate")
+    with pytest.raises(ValueError, match="widen must be one of"):
+        init_from(_net(3, 1), _net(3, 0), widen="random")
+
+
 @pytest.mark.parametrize(
     "changes, words",
     [

@@ -557,6 +557,22 @@ def test_cli_init_from_starts_a_new_run_from_trained_weights(stems_root, tmp_pat
     assert str(missing) in capsys.readouterr().err
 
 
+def test_cli_widen_duplicate_is_stored_with_the_run_and_needs_init_from(stems_root, tmp_path, capsys):
+    first, second = tmp_path / "first", tmp_path / "second"
+    with pytest.raises(SystemExit):
+        wtrain.main(_cli(stems_root, tmp_path, "--out", str(second), "--widen", "duplicate"))
+    assert "give --init-from" in capsys.readouterr().err
+    assert wtrain.main(_cli(stems_root, tmp_path, "--out", str(first), "--max-steps", "2")) == 0
+    assert wtrain.main(_cli(stems_root, tmp_path, "--out", str(second), "--seed", "7", "--max-steps", "1",
+                            "--init-from", str(first / "best.pt"), "--widen", "duplicate")) == 0
+    started = _last(second)
+    assert started["metadata"]["training_args"]["widen"] == "duplicate"
+    trained = _last(first)["state_dict"]  # the same size: every weight copied, one Adam step away
+    assert all((started["state_dict"][k] - v).abs().max() < 2e-4 for k, v in trained.items())
+    assert wtrain.main(["--resume", str(second), "--max-steps", "2", "--no-progress"]) == 0
+    assert _last(second)["training"]["state"]["step"] == 2
+
+
 def test_a_run_keeps_the_post_filter_of_its_init_from_checkpoint_through_resume(stems_root, tmp_path):
     first, second, plain = tmp_path / "first", tmp_path / "second", tmp_path / "plain"
     assert wtrain.main(_cli(stems_root, tmp_path, "--out", str(first), "--max-steps", "2")) == 0

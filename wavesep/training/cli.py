@@ -27,11 +27,15 @@ from .loop import train
 
 
 _RUN_DEFINING = ("preset", "task", "sources", "seed", "batch_size", "lr", "epoch_iterations", "output_samples",
-                 "output_seconds", "augment", "remix", "production", "level_range", "mono_prob", "backing", "backing_prob", "vocal_eq", "voices", "voices_prob", "cache_dtype", "loss", "stft_weight", "finetune_batch_size", "finetune_lr", "is_wav", "init_from", "render", "render_seconds", "render_windows")
+                 "output_seconds", "augment", "remix", "production", "level_range", "mono_prob", "backing", "backing_prob", "vocal_eq", "voices", "voices_prob", "cache_dtype", "loss", "stft_weight", "finetune_batch_size", "finetune_lr", "is_wav", "init_from", "widen", "render", "render_seconds", "render_windows")
 
 # Options of one invocation: a resumed run takes them from its own command line (or defaults).
 # (--threads is not one: a resumed run reuses the run's thread count unless told otherwise, since
 # another count changes the floating-point rounding and so the results.)
+# Relative noise on duplicated channels (--widen duplicate): breaks the copies' symmetry and
+# changes the bundled model's output by about -28 dB of its energy (benchmarks/RESULTS.md).
+DUPLICATE_NOISE = 0.1
+
 _PER_INVOCATION = ("max_steps", "max_minutes", "device", "progress")
 
 _DEFAULTS = {
@@ -43,7 +47,7 @@ _DEFAULTS = {
     "finetune_max_epochs": None, "valid_batch_size": None, "valid_tracks": 3,
     "valid_track_seconds": 30.0, "workers": 2, "max_steps": None,
     "max_minutes": None, "max_nonfinite": 5, "checkpoint_minutes": 10.0, "progress": True,
-    "tensorboard": True, "musdb": None, "stems": None, "synthetic": None, "threads": None, "init_from": None,
+    "tensorboard": True, "musdb": None, "stems": None, "synthetic": None, "threads": None, "init_from": None, "widen": "zero",
     "render": None, "render_seconds": 20.0, "render_windows": 16,
 }
 
@@ -139,6 +143,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--init-from", metavar="CHECKPOINT",
                      help="start a new run from a trained model's weights: the same preset, or one with more "
                      "levels or wider levels (grown; see wavesep.grow)")
+    run.add_argument("--widen", choices=grow.WIDEN_MODES,
+                     help="how --init-from fills a wider preset's new channels: 'zero' (they start with zero weight "
+                     "into the trained ones: the trained function, opened slowly by training) or 'duplicate' "
+                     f"(copies of trained channels with {DUPLICATE_NOISE:g} relative noise, their readers' weights "
+                     "split between the copies: Net2WiderNet; same levels only) (default zero)")
 
     recipe = p.add_argument_group("recipe (defaults: the paper)")
     recipe.add_argument("--batch-size", type=int, help="global batch of the first stage (16)")
@@ -187,6 +196,8 @@ def parse_args(argv=None) -> tuple:
         parser.error("give --out RUN_DIR (a new run) or --resume RUN_DIR")
     if args["out"] and args["resume"] and Path(args["out"]) != Path(args["resume"]):
         parser.error("--resume continues in its own run directory; leave out --out")
+    if "widen" in given and args["widen"] != "zero" and not args["init_from"] and not args["resume"]:
+        parser.error("--widen says how --init-from fills new channels; give --init-from CHECKPOINT")
     return argparse.Namespace(**args), set(given)
 
 
@@ -348,7 +359,7 @@ def _prepare(args, given: set) -> tuple:
     if args.init_from:
         source = checkpoint.load_model(args.init_from)  # CheckpointError names the file
         try:
-            grow.init_from(model, source)
+            grow.init_from(model, source, widen=args.widen, noise=DUPLICATE_NOISE, seed=args.seed)
         except ValueError as exc:
             raise CheckpointError(f"{args.init_from}: {exc}") from None
         inherited = _inherited(source.metadata)
