@@ -73,15 +73,18 @@ def test_growing_with_leaky_relu_starts_close_and_leaves_the_new_levels_trainabl
 @pytest.mark.parametrize("upsampling", ["linear", "learned"])
 @pytest.mark.parametrize("output", ["difference", "direct"])
 @pytest.mark.parametrize("zero_mean_first", [False, True])
-def test_widening_computes_exactly_the_trained_function(upsampling, output, zero_mean_first):
-    # New channels only feed zero weights, whatever the activation: the output must not change
-    # (in float64, so that only rounding of the order of 1e-12 is left).
+@pytest.mark.parametrize("widen", ["zero", "duplicate"])
+def test_widening_computes_exactly_the_trained_function(upsampling, output, zero_mean_first, widen):
+    # "zero": new channels only feed zero weights, whatever the activation. "duplicate"
+    # (Net2WiderNet, no noise): a copy h_k = h_j of a channel, read with weight w / 2 by both,
+    # gives w h_j again, through LeakyReLU too. Either way the output must not change (in float64,
+    # so that only rounding of the order of 1e-12 is left).
     opts = dict(upsampling=upsampling, output=output, zero_mean_first=zero_mean_first)
     narrow = _net(3, 0, **opts).double()
     wide = _net(3, 1, filters=9, growth=7, **opts).double()
     a, b = _outputs(narrow, wide, dtype=torch.float64)
     assert not torch.allclose(a, b)
-    init_from(wide, narrow)
+    init_from(wide, narrow, widen=widen, seed=3)
     a, b = _outputs(narrow, wide, dtype=torch.float64)
     torch.testing.assert_close(b, a, rtol=1e-9, atol=1e-10)
 
@@ -108,20 +111,6 @@ def test_widened_channels_start_silent_and_receive_gradients():
     wide.train()
     wide(x).pow(2).mean().backward()
     assert up.weight.grad[:trained_out, new_skip].abs().sum() > 0  # training can open them
-
-
-@pytest.mark.parametrize("upsampling", ["linear", "learned"])
-@pytest.mark.parametrize("output", ["difference", "direct"])
-@pytest.mark.parametrize("zero_mean_first", [False, True])
-def test_widening_by_duplication_computes_exactly_the_trained_function(upsampling, output, zero_mean_first):
-    # Net2WiderNet: a copy h_k = h_j of a channel, read with weight w / 2 by both, gives w h_j
-    # again, through LeakyReLU too: with no noise the output must not change (float64).
-    opts = dict(upsampling=upsampling, output=output, zero_mean_first=zero_mean_first)
-    narrow = _net(3, 0, **opts).double()
-    wide = _net(3, 1, filters=9, growth=7, **opts).double()
-    init_from(wide, narrow, widen="duplicate", seed=3)
-    a, b = _outputs(narrow, wide, dtype=torch.float64)
-    torch.testing.assert_close(b, a, rtol=1e-9, atol=1e-10)
 
 
 def test_duplicated_channels_carry_signal_from_the_start_and_noise_breaks_their_symmetry():
