@@ -29,13 +29,13 @@ from .loop import train
 _RUN_DEFINING = ("preset", "task", "sources", "seed", "batch_size", "lr", "epoch_iterations", "output_samples",
                  "output_seconds", "augment", "remix", "production", "level_range", "mono_prob", "backing", "backing_prob", "vocal_eq", "voices", "voices_prob", "cache_dtype", "loss", "stft_weight", "finetune_batch_size", "finetune_lr", "is_wav", "init_from", "widen", "render", "render_seconds", "render_windows")
 
-# Options of one invocation: a resumed run takes them from its own command line (or defaults).
-# (--threads is not one: a resumed run reuses the run's thread count unless told otherwise, since
-# another count changes the floating-point rounding and so the results.)
 # Relative noise on duplicated channels (--widen duplicate): breaks the copies' symmetry and
 # changes the bundled model's output by about -28 dB of its energy (benchmarks/RESULTS.md).
 DUPLICATE_NOISE = 0.1
 
+# Options of one invocation: a resumed run takes them from its own command line (or defaults).
+# (--threads is not one: a resumed run reuses the run's thread count unless told otherwise, since
+# another count changes the floating-point rounding and so the results.)
 _PER_INVOCATION = ("max_steps", "max_minutes", "device", "progress")
 
 _DEFAULTS = {
