@@ -119,8 +119,8 @@ def test_duplicated_channels_carry_signal_from_the_start_and_noise_breaks_their_
     init_from(exact, narrow, widen="duplicate", seed=3)
     init_from(noisy, narrow, widen="duplicate", noise=0.01, seed=3)
     up = exact.ups[0].conv  # level 3: [skip (F_3 = 20 of which 14 trained), bottleneck (26, 18 trained)]
-    trained_out, trained_skip = narrow.config.level_filters(3), narrow.config.level_filters(3)
-    new_skip = slice(trained_skip, exact.config.level_filters(3))
+    trained_out = narrow.config.level_filters(3)  # also the trained skip channels
+    new_skip = slice(trained_out, exact.config.level_filters(3))
     assert (up.weight[:trained_out, new_skip].abs().sum(dim=(0, 2)) > 0).all()  # every new channel is read
     # each new output row is a trained row (read through the input maps), and the noise changes it
     assert not torch.equal(noisy.ups[0].conv.weight[trained_out:], up.weight[trained_out:])
