@@ -5,14 +5,17 @@ While :class:`StopSignals` is active, both signals raise :class:`Interrupted` (a
 instead of killing the process where it stands; the command then exits with 128 + the signal
 (130, 143). (Training polls its own flag instead, to finish the current step: wavesep.training.)
 :func:`leave_stops_to_the_parent` is the other side: worker processes ignore both signals and
-leave the stop to the process that started them.
+leave the stop to the process that started them; the parent starts them inside
+:func:`stops_held`, so that a signal sent before a worker could ignore it waits instead of
+killing it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import threading
-from typing import Optional
+from typing import Iterator, Optional
 
 
 class Interrupted(KeyboardInterrupt):
@@ -54,7 +57,10 @@ class StopSignals:
             raise Interrupted(self.signum)
 
 
-__all__ = ["Interrupted", "StopSignals", "leave_stops_to_the_parent"]
+__all__ = ["Interrupted", "StopSignals", "leave_stops_to_the_parent", "stops_held"]
+
+_STOPS = (signal.SIGINT, signal.SIGTERM)
+_CAN_HOLD = hasattr(signal, "pthread_sigmask")  # POSIX; elsewhere holding is a no-op
 
 
 def leave_stops_to_the_parent(worker_id: Optional[int] = None) -> None:
@@ -65,5 +71,27 @@ def leave_stops_to_the_parent(worker_id: Optional[int] = None) -> None:
     ``timeout``, ``docker stop``), would otherwise kill a worker first, and the parent would die
     with a traceback in the middle of its work.
     """
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    for sig in _STOPS:
+        signal.signal(sig, signal.SIG_IGN)
+    if _CAN_HOLD:  # a stop held since the fork (stops_held) is now discarded, not fatal
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOPS)
+
+
+@contextlib.contextmanager
+def stops_held() -> Iterator[None]:
+    """Hold SIGINT and SIGTERM back from this thread while worker processes are started.
+
+    A worker inherits the held signals and lets them go in :func:`leave_stops_to_the_parent`,
+    once it ignores them: a SIGTERM sent to the whole process group while a worker was still
+    starting would otherwise kill it (the default action) before its ``worker_init_fn`` ran.
+    On leaving, this thread's previous mask comes back and a stop sent meanwhile is delivered
+    here. A no-op where the platform has no ``pthread_sigmask``.
+    """
+    if not _CAN_HOLD:
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, _STOPS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)

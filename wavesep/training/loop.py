@@ -60,7 +60,7 @@ from torch.utils.data import DataLoader
 from .. import checkpoint
 from ..atomic import remove_stale, write_text
 from ..errors import CheckpointError, DataError, WavesepError
-from ..interrupts import leave_stops_to_the_parent
+from ..interrupts import leave_stops_to_the_parent, stops_held
 from ..model import WaveUNet
 from .config import HISTORY_NAME, STAGES, TrainConfig, TrainResult
 from .distributed import _dist_info, resolve_device
@@ -263,7 +263,8 @@ class _Trainer:
             generator=generator,
             worker_init_fn=leave_stops_to_the_parent,  # the stop is ours: see interrupts
         )
-        self._batches = iter(loader)
+        with stops_held():  # the workers start here; see interrupts
+            self._batches = iter(loader)
 
     # ------------------------------------------------------------------ logging
     def _say(self, message: str) -> None:

@@ -12,7 +12,7 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader
 
-from ..interrupts import leave_stops_to_the_parent
+from ..interrupts import leave_stops_to_the_parent, stops_held
 from ..model import WaveUNet
 from .distributed import _dist_info
 
@@ -56,7 +56,9 @@ def evaluate(
     S = model.num_sources
     # float64 sums: [squared error, element count, per-source target energy, per-source error energy]
     sums = torch.zeros(2 + 2 * S, dtype=torch.float64, device=device)
-    for mix, targets in loader:
+    with stops_held():  # the workers start here; see interrupts
+        batches = iter(loader)
+    for mix, targets in batches:
         mix = mix.to(device, non_blocking=True)
         targets = targets.to(device, non_blocking=True)
         err = (model(mix) - targets).double()  # (B, S, C, T_out)
