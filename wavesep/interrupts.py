@@ -84,8 +84,10 @@ def stops_held() -> Iterator[None]:
     A worker inherits the held signals and lets them go in :func:`leave_stops_to_the_parent`,
     once it ignores them: a SIGTERM sent to the whole process group while a worker was still
     starting would otherwise kill it (the default action) before its ``worker_init_fn`` ran.
-    On leaving, this thread's previous mask comes back and a stop sent meanwhile is delivered
-    here. A no-op where the platform has no ``pthread_sigmask``.
+    On leaving, this thread's previous mask comes back and a stop sent to it meanwhile is
+    delivered. (Only this thread holds: a stop sent to the whole process may be taken at once by
+    another of its threads, and Python runs the handler in the main thread as usual.) A no-op
+    where the platform has no ``pthread_sigmask``.
     """
     if not _CAN_HOLD:
         yield
