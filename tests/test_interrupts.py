@@ -25,7 +25,7 @@ with (stops_held() if sys.argv[1] == "held" else contextlib.nullcontext()):
     batches = iter(loader)
 try:
     print(sum(int(b.sum()) for b in batches))
-except RuntimeError as e:
+except RuntimeError:
     print("died")
 """
 
